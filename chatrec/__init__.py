@@ -1,0 +1,2 @@
+"""chatrec: an offline conversational recommender."""
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from chatrec.cli import main
+
+sys.exit(main())

