@@ -133,14 +133,19 @@ def recommend(
     filter_disliked: Annotated[
         Optional[bool], typer.Option("--filter-disliked/--no-filter-disliked", help="Drop disliked-tag items outright.")
     ] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Explain the picks in words (streams).")] = False,
+    llm: LLMChoice = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Rank the catalogue for TEXT and tag preferences, without an LLM."""
+    """Rank the catalogue for TEXT and tag preferences. The LLM is used only with --explain
+    (and for extraction when CHATREC_EXTRACTOR asks for it); rules read TEXT either way."""
     from rich.markup import escape
 
+    from chatrec.llm.explain import Explainer, reason
+    from chatrec.llm.extract import build_extractor, vocabulary_from
     from chatrec.recommender import Query
 
-    settings = _settings()
+    settings = _with_llm(_settings(), llm)
     rec = _recommender(settings)
     _, update = _progress("Building the index (first run)")
     built = rec.ensure_index(progress=update)
@@ -152,12 +157,29 @@ def recommend(
     for tag, close in {**unknown_like, **unknown_dislike}.items():
         hint = f"; closest known: {', '.join(close)}" if close else ""
         warnings.append(f"unknown tag {tag!r}{hint}")
-    query = Query(text=text, liked_tags=liked, disliked_tags=disliked)
+    uses_llm = explain or settings.extractor in ("llm", "union", "fill")
+    backend = _backend(settings) if uses_llm and settings.llm != "none" else None
+    extractor = build_extractor(settings, rec.catalogue, backend if settings.extractor != "rules" else None,
+                                rec.store.embedder if text.strip() else None)
+    prefs = extractor.extract(text) if text.strip() else None
+    if prefs is not None:
+        query = Query.from_preferences(prefs, text, liked, disliked)
+        warnings.extend(n for n in prefs.notes if n.startswith("LLM unavailable"))
+    else:
+        query = Query(text=text, liked_tags=liked, disliked_tags=disliked)
     result = rec.recommend(query, k=k, filter_disliked=filter_disliked, unknown_like=list(unknown_like))
     for w in warnings:
-        err.print(f"[yellow]warning:[/] {w}")
+        err.print(f"[yellow]warning:[/] {escape(w)}")
+    explainer = Explainer(backend, vocabulary_from(rec.catalogue).titles) if explain else None
+    request = text or ", ".join(like_tag)
     if json_:
         payload = {"items": [r.to_json() for r in result.items], "cold_start": result.cold_start, "warnings": warnings}
+        if explainer is not None:
+            payload["explanation"] = explainer.explain(result.items, request)
+            if explainer.last_fallback_reason:
+                payload["explanation_fallback"] = explainer.last_fallback_reason
+        if prefs is not None:
+            payload["preferences"] = prefs.model_dump()
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
     if result.cold_start:
@@ -165,12 +187,30 @@ def recommend(
     for n, r in enumerate(result.items, 1):
         b = r.breakdown
         tags = escape(", ".join(r.item.all_tags[:4]))
-        why = escape(f" — matches {', '.join(b.matched_tags)}") if b.matched_tags else ""
         pen = escape(f" −{b.penalty:.2f} ({', '.join(b.disliked_tags)})") if b.penalty else ""
         out.print(
-            f"{n:>2}. {escape(r.item.display_title)}  [dim]{r.score:.3f} = S {b.similarity:.2f} · B {b.behaviour:.2f}"
-            f" · C {b.content:.2f}{pen}[/]  [cyan]{tags}[/]{why}"
+            f"{n:>2}. {escape(r.item.display_title)} — {escape(reason(r))}  [dim]{r.score:.3f} = S {b.similarity:.2f}"
+            f" · B {b.behaviour:.2f} · C {b.content:.2f}{pen}[/]  [cyan]{tags}[/]"
         )
+    if explainer is not None and result.items:
+        out.print()
+        _stream_explanation(explainer, result.items, request)
+
+
+def _stream_explanation(explainer, items, request: str) -> None:
+    """Print tokens as they arrive; if the answer fails its check, say so and print the template."""
+    streamed = False
+    for chunk in explainer.stream(items, request):
+        if chunk.kind == "token":
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+            streamed = True
+        else:
+            if streamed:
+                sys.stdout.write("\n")
+                err.print(f"[yellow](explanation replaced: {explainer.last_fallback_reason})[/]")
+            sys.stdout.write(chunk.text)
+    sys.stdout.write("\n")
 
 
 @app.command("build-catalog")
@@ -206,6 +246,71 @@ def bench(
     else:
         for key, value in figures.items():
             out.print(f"{key:40} {value}")
+
+
+eval_app = typer.Typer(help="Measure chatrec the way the field does.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+LLMChoice = Annotated[
+    Optional[str], typer.Option("--llm", help="local | openai | none (default: CHATREC_LLM).", show_default=False)
+]
+
+
+def _with_llm(settings, llm: str | None):
+    if llm is None:
+        return settings
+    if llm not in ("local", "openai", "none"):
+        raise UserError(f"--llm must be local, openai or none, not {llm!r}")
+    return settings.model_copy(update={"llm": llm})
+
+
+def _backend(settings, required: bool = False):
+    """The configured LLM backend, or None (with a warning) when it cannot be used."""
+    from chatrec.llm.backends import LLMError, make_backend
+
+    try:
+        return make_backend(settings)
+    except LLMError as exc:
+        if required:
+            raise UserError(str(exc)) from None
+        err.print(f"[yellow]warning:[/] LLM unavailable, continuing without it: {exc}")
+        return None
+
+
+@eval_app.command("extraction")
+def eval_extraction(
+    cases: Annotated[Path, typer.Option("--cases", help="JSONL {message, likes, dislikes}.")],
+    llm: LLMChoice = None,
+    mode: Annotated[
+        Optional[str], typer.Option(help="rules | llm | union | fill | auto (default: CHATREC_EXTRACTOR).")
+    ] = None,
+    show_errors: Annotated[bool, typer.Option(help="Include the misread messages.")] = False,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Micro-F1 of preference extraction over (genre, polarity) pairs."""
+    from chatrec.eval.extraction import evaluate, load_cases
+    from chatrec.llm.extract import build_extractor
+
+    settings = _with_llm(_settings(), llm)
+    if mode is not None:
+        if mode not in ("rules", "llm", "union", "fill", "auto"):
+            raise UserError(f"--mode must be rules, llm, union, fill or auto, not {mode!r}")
+        settings = settings.model_copy(update={"extractor": mode})
+    labelled = load_cases(cases)
+    rec = _recommender(settings)
+    _, update = _progress("Building the index (first run)")
+    rec.ensure_index(progress=update)
+    backend = _backend(settings, required=settings.llm != "none")
+    extractor = build_extractor(settings, rec.catalogue, backend, rec.store.embedder)
+    result = evaluate(extractor, labelled)
+    if not show_errors:
+        result.pop("errors")
+    result["llm"] = settings.llm
+    if json_:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        for key, value in result.items():
+            out.print(f"{key:22} {value}")
 
 
 def main(argv: list[str] | None = None) -> int:

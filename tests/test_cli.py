@@ -72,8 +72,8 @@ def test_cold_start(default_data_dir):
 
 
 def test_unknown_tag_warns_with_closest(default_data_dir):
-    data, err = recommend(default_data_dir, "space", "--like-tag", "scifi")
-    assert "unknown tag 'scifi'" in err and "sci-fi" in err
+    data, err = recommend(default_data_dir, "space", "--like-tag", "comedyy")
+    assert "unknown tag 'comedyy'" in err and "comedy" in err
     assert data["warnings"]
 
 

