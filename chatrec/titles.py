@@ -70,7 +70,8 @@ class TitleIndex:
         for norm in self.by_norm:
             if " " not in norm and norm not in COMMON and len(norm) >= 3 and not norm.isdigit():
                 self.single_ok.add(norm)
-        self.max_words = min(MAX_WORDS, max((n.count(" ") + 1 for n in self.by_norm), default=1))
+        # +1: text may carry the leading article the index drops
+        self.max_words = min(MAX_WORDS, max((n.count(" ") + 1 for n in self.by_norm), default=1) + 1)
 
     def resolve(self, title: str, year: int | None = None) -> str | None:
         """One title (+ year) to an id, or None."""
@@ -100,11 +101,15 @@ class TitleIndex:
                 key = " ".join(parts)
                 if key in ARTICLES:
                     continue
+                if parts[0] in ARTICLES:  # the index stores titles without their leading article
+                    key = " ".join(parts[1:])
                 if key not in self.by_norm:
                     continue
                 if n == 1 or (n == 2 and norms[i] in ARTICLES):
                     raw = text[words[i + n - 1][0] : words[i + n - 1][1]]
-                    if key not in self.single_ok or not raw[:1].isupper() or _sentence_start(text, words[i][0]):
+                    # "The Thing" (article + capital) is evidence enough; a bare word must be uncommon
+                    trusted = key in self.single_ok or (n == 2 and len(key) >= 3)
+                    if not trusted or not raw[:1].isupper() or _sentence_start(text, words[i][0]):
                         continue
                 start, end = words[i][0], words[i + n - 1][1]
                 year = None

@@ -122,8 +122,8 @@ def answer_schema(genres: Sequence[str] = lexicon.GENRES) -> dict:
     return {
         "type": "object",
         "properties": {
-            "likes": {"type": "array", "items": enum, "maxItems": 4},
-            "dislikes": {"type": "array", "items": enum, "maxItems": 4},
+            "likes": {"type": "array", "items": enum, "maxItems": 3},
+            "dislikes": {"type": "array", "items": enum, "maxItems": 3},
             "sentiment": {"type": "number"},
         },
         "required": ["likes", "dislikes", "sentiment"],
