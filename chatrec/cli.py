@@ -334,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # click's own usage errors come here in non-standalone mode
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
+        # typer may raise its own vendored click's exceptions: match on the interface, not the class
+        if isinstance(exc, click.exceptions.ClickException) or (
+            hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int)
+        ):
             exc.show()
             return exc.exit_code
         if isinstance(exc, click.exceptions.Abort):
