@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,29 +95,29 @@ class BackendInfo:
     context_window: int
 
 
-class ChatBackend:
+class ChatBackend(ABC):
     """The interface: ``complete`` (optionally JSON-schema constrained) and ``stream``."""
 
     info: BackendInfo
     max_tokens: int = 200
 
-    def count_tokens(self, text: str) -> int:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def count_tokens(self, text: str) -> int: ...
 
     def fit(self, messages: Sequence[Message], max_tokens: int) -> list[Message]:
         budget = self.info.context_window - max_tokens - 16
         return trim_to_budget(messages, budget, self.count_tokens)
 
+    @abstractmethod
     def complete(
         self, messages: Sequence[Message], json_schema: dict | None = None, max_tokens: int | None = None,
         temperature: float = 0.0,
-    ) -> str:  # pragma: no cover - overridden
-        raise NotImplementedError
+    ) -> str: ...
 
+    @abstractmethod
     def stream(
         self, messages: Sequence[Message], max_tokens: int | None = None, temperature: float = 0.3
-    ) -> Iterator[str]:  # pragma: no cover - overridden
-        raise NotImplementedError
+    ) -> Iterator[str]: ...
 
 
 # -- local: llama.cpp ----------------------------------------------------------------------------
