@@ -142,7 +142,7 @@ def recommend(
     from rich.markup import escape
 
     from chatrec.llm.explain import Explainer, reason
-    from chatrec.llm.extract import build_extractor, vocabulary_from
+    from chatrec.llm.extract import build_extractor
     from chatrec.recommender import Query
 
     settings = _with_llm(_settings(), llm)
@@ -170,7 +170,7 @@ def recommend(
     result = rec.recommend(query, k=k, filter_disliked=filter_disliked, unknown_like=list(unknown_like))
     for w in warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}")
-    explainer = Explainer(backend, vocabulary_from(rec.catalogue).titles) if explain else None
+    explainer = Explainer(backend, extractor.rules.vocabulary.titles) if explain else None
     request = text or ", ".join(like_tag)
     if json_:
         payload = {"items": [r.to_json() for r in result.items], "cold_start": result.cold_start, "warnings": warnings}

@@ -139,14 +139,6 @@ _post_re = re.compile("|".join(sorted(POST_NEGATION, key=len, reverse=True)))
 _break_re = re.compile("|".join(SCOPE_BREAK))
 
 
-@dataclass(frozen=True)
-class GenreReading:
-    likes: tuple[str, ...]
-    dislikes: tuple[str, ...]
-    #: the cue words that produced each genre, for explanations and debugging
-    evidence: tuple[tuple[str, str, str], ...]  # (genre, polarity, phrase)
-
-
 def normalise(text: str) -> str:
     text = text.lower().replace("’", "'").replace("‘", "'")
     text = re.sub(r"\bsci\s*fi\b|\bscifi\b", "sci-fi", text)
@@ -198,7 +190,7 @@ def _fix_typos(text: str) -> str:
     return re.sub(r"[a-z]+", fix, text)
 
 
-def _mentions(clause: str) -> list[tuple[int, str, str, bool]]:
+def genre_mentions(clause: str) -> list[tuple[int, str, str, bool]]:
     """(position, genre, phrase, weak) for every cue in a clause, earliest first, no overlaps."""
     found: list[tuple[int, int, str, str, bool]] = []
     for genre, patterns in _cue_res.items():
@@ -216,13 +208,6 @@ def _mentions(clause: str) -> list[tuple[int, str, str, bool]]:
         taken.append((start, end))
         out.append((start, genre, phrase, weak))
     return out
-
-
-Finder = "Callable[[str], list[tuple[int, str, str, bool]]]"
-
-
-def genre_mentions(clause: str) -> list[tuple[int, str, str, bool]]:
-    return _mentions(clause)
 
 
 @dataclass(frozen=True)
@@ -293,6 +278,6 @@ def _unnegated(clause: str, pre, breaks, post) -> str:
     return " ".join(out)
 
 
-def read_genres(text: str) -> GenreReading:
-    r = scan(text)
-    return GenreReading(r.likes, r.dislikes, r.evidence)
+def read_genres(text: str) -> Reading:
+    """Genres only: the scan with the genre cue finder."""
+    return scan(text)
