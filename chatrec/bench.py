@@ -64,6 +64,7 @@ def run_bench(rec: Recommender, n: int = 200, index_sample: int = 1000, cold_run
         [f"tags {t}" for t in texts],
     )
     figures["items"] = len(cat.items)
+    figures["embedding_backend"] = embedder.backend
     figures["floor_query_embedding"] = percentiles(embed_t)
     figures["floor_chroma_top50"] = percentiles(chroma_t)
     figures["recommend"] = percentiles(rec_t)
@@ -100,3 +101,47 @@ def run_bench(rec: Recommender, n: int = 200, index_sample: int = 1000, cold_run
         cold.append(time.perf_counter() - t0)
     figures["cold_command_s"] = {"median": round(float(np.median(cold)), 2), "runs": cold_runs}
     return figures
+
+
+def run_llm_bench(rec: Recommender, settings, backend, n: int = 20) -> dict:
+    """LLM figures after the model is loaded: extraction, first explanation token, whole --explain.
+
+    A "whole --explain call" is what `chatrec recommend TEXT --explain` does in a warm process:
+    extract preferences (the configured extractor), rank, and stream the explanation to the end.
+    """
+    from chatrec.llm.explain import Explainer
+    from chatrec.llm.extract import Extractor, LLMExtractor, build_extractor
+
+    extractor = build_extractor(settings, rec.catalogue, backend, rec.store.embedder)
+    llm_only = Extractor(extractor.rules, LLMExtractor(backend), mode="llm")
+    explainer = Explainer(backend, extractor.rules.vocabulary.titles)
+    texts = [f"{t}, nothing too long" for t in queries(n + 2)]
+    # Warm-up: the first call pays for prompt-cache setup.
+    explainer.explain(rec.recommend(Query(text=texts[0]), k=10).items, texts[0])
+    llm_only.extract(texts[1])
+
+    extract_s, first_s, call_s, fallbacks = [], [], [], 0
+    for text in texts[2:]:
+        t0 = time.perf_counter()
+        llm_only.extract(text)
+        extract_s.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        prefs = extractor.extract(text)
+        result = rec.recommend(Query.from_preferences(prefs, text, {}, {}), k=10)
+        first = None
+        for chunk in explainer.stream(result.items, text):
+            if first is None:
+                first = time.perf_counter() - t0
+        call_s.append(time.perf_counter() - t0)
+        first_s.append(first if first is not None else call_s[-1])
+        fallbacks += explainer.last_fallback_reason is not None
+    return {
+        "llm": f"{backend.info.name}:{backend.info.model}",
+        "extractor": extractor.mode,
+        "llm_extraction": percentiles(extract_s),
+        "explain_first_token": percentiles(first_s),
+        "explain_whole_call": percentiles(call_s),
+        "explanations_replaced_by_template": f"{fallbacks}/{n}",
+        "calls": n,
+    }

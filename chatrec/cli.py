@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -231,16 +232,24 @@ def build_catalog(
 @app.command()
 def bench(
     n: Annotated[int, typer.Option(min=5, help="Queries per measurement.")] = 200,
+    llm: LLMChoice = None,
+    llm_calls: Annotated[int, typer.Option(min=3, help="Calls per LLM measurement (with --llm).")] = 20,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Print speed figures (percentiles over many calls, in one process, with the floors beside them)."""
-    from chatrec.bench import run_bench
+    """Print speed figures (percentiles over many calls, in one process, with the floors beside them).
+    With --llm local|openai, also the LLM figures (extraction, first explanation token, whole --explain)."""
+    from chatrec.bench import run_bench, run_llm_bench
 
-    settings = _settings()
+    settings = _with_llm(_settings(), llm)
     rec = _recommender(settings)
     _, update = _progress("Building the index (first run)")
     rec.ensure_index(progress=update)
     figures = run_bench(rec, n=n)
+    if llm is not None and settings.llm != "none":
+        t0 = time.perf_counter()
+        backend = _backend(settings, required=True)
+        figures["llm_load_s"] = round(time.perf_counter() - t0, 2)
+        figures.update(run_llm_bench(rec, settings, backend, n=llm_calls))
     if json_:
         sys.stdout.write(json.dumps(figures) + "\n")
     else:

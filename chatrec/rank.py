@@ -174,21 +174,99 @@ def tag_match(item_tags: frozenset[str], weights: Mapping[str, float]) -> tuple[
     return sum(weights[t] for t in matched) / total, matched
 
 
+@dataclass(frozen=True)
+class Scores:
+    """The fused score and its components for a whole candidate pool, as aligned arrays."""
+
+    similarity: np.ndarray
+    behaviour: np.ndarray
+    content: np.ndarray
+    penalty: np.ndarray
+    score: np.ndarray
+
+
+def fuse(
+    cosines: np.ndarray,
+    engagement: np.ndarray,
+    content: np.ndarray,
+    dislike: np.ndarray,
+    event_totals: np.ndarray | None = None,
+    has_events: np.ndarray | None = None,
+    weights: Weights = Weights(),
+) -> Scores:
+    """Vectorised fused score over a pool (same definitions as the module docstring).
+
+    ``content``/``dislike`` are the liked/disliked tag-match shares in [0, 1]; ``event_totals`` the
+    user's weighted events per candidate and ``has_events`` whether the user touched it at all.
+    """
+    n = len(cosines)
+    sims = rescale_similarity(np.asarray(cosines, dtype=np.float64))
+    totals = np.zeros(n) if event_totals is None else np.asarray(event_totals, dtype=np.float64)
+    touched = np.zeros(n, dtype=bool) if has_events is None else np.asarray(has_events, dtype=bool)
+    if weights.user_scale > 0:
+        b_user = np.where(totals > 0, 1.0 - np.exp(-np.maximum(totals, 0.0) / weights.user_scale), 0.0)
+    else:
+        b_user = np.zeros(n)
+    share = np.where(touched, weights.user_share, 0.0)
+    b = share * b_user + (1.0 - share) * np.clip(np.asarray(engagement, dtype=np.float64), 0.0, 1.0)
+    c = np.asarray(content, dtype=np.float64)
+    penalty = np.minimum(weights.penalty * np.asarray(dislike, dtype=np.float64), 1.0)
+    score = weights.similarity * sims + weights.behaviour * b + weights.content * c - penalty
+    return Scores(sims, b, c, penalty, score)
+
+
 def score_candidates(
     candidates: Sequence[Candidate], request: RankRequest, weights: Weights = Weights()
 ) -> list[Ranked]:
     """Score every candidate (no exclusions, no ordering): one Ranked per candidate, same order."""
-    sims = rescale_similarity(np.array([c.cosine for c in candidates], dtype=np.float64))
-    out: list[Ranked] = []
-    for cand, s in zip(candidates, sims, strict=True):
-        b_user = user_behaviour(request.user_events.get(cand.id, 0.0), weights.user_scale)
-        share = weights.user_share if cand.id in request.user_events else 0.0
-        b = share * b_user + (1.0 - share) * min(max(cand.global_engagement, 0.0), 1.0)
-        c, matched = tag_match(cand.tags, request.liked_tags)
-        d, disliked = tag_match(cand.tags, request.disliked_tags)
-        penalty = min(weights.penalty * d, 1.0)
-        score = fused_score(float(s), b, c, weights, penalty)
-        out.append(Ranked(cand.id, Breakdown(float(s), b, c, penalty, score, matched, disliked)))
+    matches = [tag_match(c.tags, request.liked_tags) for c in candidates]
+    dislikes = [tag_match(c.tags, request.disliked_tags) for c in candidates]
+    scores = fuse(
+        np.array([c.cosine for c in candidates], dtype=np.float64),
+        np.array([c.global_engagement for c in candidates], dtype=np.float64),
+        np.array([m[0] for m in matches], dtype=np.float64),
+        np.array([d[0] for d in dislikes], dtype=np.float64),
+        np.array([request.user_events.get(c.id, 0.0) for c in candidates], dtype=np.float64),
+        np.array([c.id in request.user_events for c in candidates], dtype=bool),
+        weights,
+    )
+    return [
+        Ranked(cand.id, breakdown(scores, i, matches[i][1], dislikes[i][1]))
+        for i, cand in enumerate(candidates)
+    ]
+
+
+def breakdown(scores: Scores, i: int, matched: tuple[str, ...] = (), disliked: tuple[str, ...] = ()) -> Breakdown:
+    return Breakdown(
+        float(scores.similarity[i]), float(scores.behaviour[i]), float(scores.content[i]),
+        float(scores.penalty[i]), float(scores.score[i]), matched, disliked,
+    )
+
+
+def select(
+    ids: Sequence[str],
+    scores: Scores,
+    k: int,
+    weights: Weights = Weights(),
+    vectors: np.ndarray | None = None,
+    keep: np.ndarray | None = None,
+) -> list[int]:
+    """Indices of the list to show: drop ``~keep``, choose a diverse top-k with MMR, best score first.
+
+    Ties are broken by id, so equal inputs always give the same list.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    idx = np.arange(len(ids)) if keep is None else np.flatnonzero(keep)
+    if idx.size == 0:
+        return []
+    relevance = scores.score[idx]
+    if vectors is not None and weights.mmr_lambda < 1.0:
+        chosen = mmr_select(relevance, np.asarray(vectors)[idx], k, weights.mmr_lambda)
+    else:
+        chosen = [int(i) for i in np.argsort(-relevance, kind="stable")[:k]]
+    out = [int(idx[i]) for i in chosen]
+    out.sort(key=lambda i: (-float(scores.score[i]), ids[i]))
     return out
 
 
@@ -235,19 +313,12 @@ def rank(
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     scored = score_candidates(candidates, request, weights)
-    keep = [
-        i
-        for i, r in enumerate(scored)
-        if r.id not in request.exclude_ids and not (request.filter_disliked and r.breakdown.disliked_tags)
-    ]
-    if not keep:
-        return []
-    relevance = np.array([scored[i].score for i in keep], dtype=np.float64)
-    if vectors is not None and weights.mmr_lambda < 1.0:
-        chosen = mmr_select(relevance, np.asarray(vectors)[keep], k, weights.mmr_lambda)
-    else:
-        chosen = [int(i) for i in np.argsort(-relevance, kind="stable")[:k]]
-    result = [scored[keep[i]] for i in chosen]
-    # Best score first; ties by id so equal inputs always give the same list.
-    result.sort(key=lambda r: (-r.score, r.id))
-    return result
+    keep = np.array(
+        [r.id not in request.exclude_ids and not (request.filter_disliked and r.breakdown.disliked_tags)
+         for r in scored],
+        dtype=bool,
+    )
+    arrays = Scores(*(np.array([getattr(r.breakdown, f) for r in scored], dtype=np.float64)
+                      for f in ("similarity", "behaviour", "content", "penalty", "score")))
+    chosen = select([c.id for c in candidates], arrays, k, weights, vectors, keep)
+    return [scored[i] for i in chosen]

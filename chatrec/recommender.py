@@ -101,6 +101,7 @@ class Catalogue:
         self.items = table.items
         self.matrix = table.matrix
         self.tag_keys = [item.tag_keys for item in self.items]
+        self.ids = [item.id for item in self.items]
         self.engagement = self._engagement(self.items)
         self.popular_order = np.argsort(-self.engagement, kind="stable")
         self.by_tag: dict[str, list[int]] = {}
@@ -108,6 +109,32 @@ class Catalogue:
             for t in self.tag_keys[i]:
                 self.by_tag.setdefault(t, []).append(int(i))
         self.vocabulary = sorted(self.by_tag)
+        self.tag_column = {t: j for j, t in enumerate(self.vocabulary)}
+        self.tag_matrix = self._incidence()
+
+    def _incidence(self):
+        """Items × tags, 1 where the item carries the tag: C and the penalty become one sparse product."""
+        from scipy.sparse import csr_matrix
+
+        rows, cols = [], []
+        for i, keys in enumerate(self.tag_keys):
+            for t in keys:
+                rows.append(i)
+                cols.append(self.tag_column[t])
+        data = np.ones(len(rows), dtype=np.float64)
+        return csr_matrix((data, (rows, cols)), shape=(len(self.items), len(self.vocabulary)))
+
+    def tag_share(self, rows: list[int], weights: Mapping[str, float]) -> np.ndarray:
+        """For each row: the weighted share of ``weights``' tags the item carries (rank.tag_match)."""
+        total = sum(w for w in weights.values() if w > 0)
+        if total <= 0 or not rows:
+            return np.zeros(len(rows))
+        vec = np.zeros(len(self.vocabulary))
+        for t, w in weights.items():
+            j = self.tag_column.get(t)
+            if j is not None and w > 0:
+                vec[j] = w
+        return np.asarray(self.tag_matrix[rows] @ vec).ravel() / total
 
     @staticmethod
     def _engagement(items: list[Item]) -> np.ndarray:
@@ -150,6 +177,7 @@ class Recommender:
             embedding_model=settings.embedding_model,
             batch_size=settings.index_batch_size,
             embed_batch_size=settings.embed_batch_size,
+            embedding_backend=settings.embedding_backend,
         )
         self._catalogue: Catalogue | None = None
 
@@ -238,6 +266,21 @@ class Recommender:
             rows[int(row)] = None
         return list(rows)
 
+    def neighbours(self, item_ids: Iterable[str], n: int = 30) -> list[int]:
+        """Rows of the items nearest to each given item (in-memory vectors, no store query)."""
+        cat = self.catalogue
+        out: dict[int, None] = {}
+        for ident in item_ids:
+            row = cat.table.index_of.get(ident)
+            if row is None:
+                continue
+            sims = cat.matrix @ cat.matrix[row]
+            top = np.argpartition(-sims, min(n, len(sims) - 1))[: n + 1]
+            for r in top[np.argsort(-sims[top], kind="stable")]:
+                if int(r) != row:
+                    out[int(r)] = None
+        return list(out)
+
     def recommend(
         self,
         query: Query,
@@ -247,24 +290,43 @@ class Recommender:
     ) -> Result:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        cat = self.catalogue
         vector = self.user_vector(query, unknown_like)
         rows = self.candidates(query, vector)
-        cosines = cat.matrix[rows] @ vector.astype(np.float32) if vector is not None else np.zeros(len(rows))
-        cands = [
-            rank.Candidate(cat.items[r].id, float(cos), cat.tag_keys[r], float(cat.engagement[r]))
-            for r, cos in zip(rows, cosines)
-        ]
-        request = rank.RankRequest(
-            liked_tags=query.liked_tags,
-            disliked_tags=query.disliked_tags,
-            user_events=query.user_events,
-            exclude_ids=query.exclude_ids,
-            filter_disliked=self.settings.filter_disliked if filter_disliked is None else filter_disliked,
+        return self.rank_rows(query, rows, vector, k, filter_disliked)
+
+    def rank_rows(
+        self, query: Query, rows: list[int], vector: np.ndarray | None, k: int, filter_disliked: bool | None = None
+    ) -> Result:
+        """Rank a given candidate pool (the engine re-ranks its current pool after feedback this way).
+
+        Vectorised over the pool; only the k shown items get their Breakdown objects built.
+        """
+        cat = self.catalogue
+        filter_disliked = self.settings.filter_disliked if filter_disliked is None else filter_disliked
+        rows = list(rows)
+        ids = [cat.ids[r] for r in rows]
+        vectors = cat.matrix[rows]
+        cosines = vectors @ vector.astype(np.float32) if vector is not None else np.zeros(len(rows))
+        events = query.user_events
+        scores = rank.fuse(
+            cosines,
+            cat.engagement[rows],
+            self.catalogue.tag_share(rows, query.liked_tags),
+            dislike := self.catalogue.tag_share(rows, query.disliked_tags),
+            np.array([events.get(i, 0.0) for i in ids]) if events else None,
+            np.array([i in events for i in ids], dtype=bool) if events else None,
+            self.weights,
         )
-        ranked = rank.rank(cands, request, k, self.weights, vectors=cat.matrix[rows])
-        by_id = cat.table.index_of
-        items = [Recommendation(cat.items[by_id[r.id]], r.breakdown) for r in ranked]
+        keep = np.array([i not in query.exclude_ids for i in ids], dtype=bool)
+        if filter_disliked:
+            keep &= dislike <= 0
+        chosen = rank.select(ids, scores, k, self.weights, vectors, keep)
+        items = []
+        for i in chosen:
+            tags = cat.tag_keys[rows[i]]
+            _, matched = rank.tag_match(tags, query.liked_tags)
+            _, disliked = rank.tag_match(tags, query.disliked_tags)
+            items.append(Recommendation(cat.items[rows[i]], rank.breakdown(scores, i, matched, disliked)))
         return Result(items=items, cold_start=query.is_cold)
 
 

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         None, description="A local sentence-transformers model path; default: bundled all-MiniLM-L6-v2."
     )
+    embedding_backend: Literal["auto", "onnx", "onnx-int8", "torch"] = Field(
+        "auto",
+        description="ONNX Runtime (export verified against sentence-transformers, cached) or PyTorch; "
+        "auto = ONNX when the model allows; onnx-int8 = faster, slightly different vectors (own index).",
+    )
     embed_batch_size: int = Field(16, ge=1, le=4096)
     index_batch_size: int = Field(256, ge=1, le=5000)
 

@@ -101,6 +101,7 @@ class ItemStore:
         embedder: Embedder | None = None,
         batch_size: int = 256,
         embed_batch_size: int = 16,
+        embedding_backend: str = "auto",
     ):
         self.data_dir = Path(data_dir)
         self.collection_name = collection
@@ -108,9 +109,12 @@ class ItemStore:
         self.model_path, self.model_name = (
             (embedder.path, embedder.name) if embedder else model_identity(embedding_model)
         )
+        if embedder is None and embedding_backend == "onnx-int8":
+            self.model_name += "+int8"  # same naming as Embedder: int8 vectors get their own index
         self._embedder = embedder
         self.batch_size = batch_size
         self.embed_batch_size = embed_batch_size
+        self.embedding_backend = embedding_backend
         self._client = None
         self._collection = None
         self._table: ItemTable | None = None
@@ -119,7 +123,10 @@ class ItemStore:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = Embedder(self.model_path, batch_size=self.embed_batch_size)
+            self._embedder = Embedder(
+                self.model_path, batch_size=self.embed_batch_size, backend=self.embedding_backend,
+                cache_dir=self.data_dir / "cache",
+            )
         return self._embedder
 
     @property

@@ -21,10 +21,11 @@ SHARED = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
-def embedder():
+def embedder(tmp_path_factory):
+    """The default embedder (ONNX Runtime, exported and verified once for the session)."""
     from chatrec.embed import Embedder
 
-    return Embedder()
+    return Embedder(cache_dir=tmp_path_factory.mktemp("embed-cache"))
 
 
 @pytest.fixture(scope="session")

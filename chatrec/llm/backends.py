@@ -196,6 +196,8 @@ class OpenAIBackend(ChatBackend):
             raise LLMError("CHATREC_LLM=openai needs OPENAI_API_KEY (or CHATREC_OPENAI_BASE_URL for a local server)")
         self.max_tokens = max_tokens
         self.retries = retries
+        self.timeout = timeout
+        self.base_url = base_url
         self.info = BackendInfo("openai", model, n_ctx)
         # The key lives only inside the client as a SecretStr: never logged, never in errors.
         self.chat = ChatOpenAI(
@@ -209,13 +211,13 @@ class OpenAIBackend(ChatBackend):
 
     def _retrying(self, fn):
         import openai
-        from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+        from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
         transient = (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError,
                      openai.RateLimitError)
         return retry(
             stop=stop_after_attempt(self.retries + 1), wait=wait_exponential(multiplier=0.2, max=2),
-            retry=retry_if_exception_type(transient), reraise=True,
+            retry=retry_if_exception(lambda e: isinstance(e, transient) and not _format_refused(e)), reraise=True,
         )(fn)
 
     def complete(self, messages, json_schema=None, max_tokens=None, temperature=0.0) -> str:
@@ -244,8 +246,13 @@ class OpenAIBackend(ChatBackend):
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
                 last = exc  # this server does not take that response_format; try the next one
                 continue
+            except openai.APIStatusError as exc:
+                if mode is not None and _format_refused(exc):
+                    last = exc  # llama.cpp's server answers an unknown response_format with a 500
+                    continue
+                raise LLMError(self._describe(exc, retried=True)) from None
             except Exception as exc:
-                raise LLMError(f"hosted model failed: {type(exc).__name__}: {_safe(exc)}") from None
+                raise LLMError(self._describe(exc, retried=True)) from None
         raise LLMError(f"hosted model refused the request: {_safe(last)}")
 
     def stream(self, messages, max_tokens=None, temperature=0.3) -> Iterator[str]:
@@ -256,7 +263,29 @@ class OpenAIBackend(ChatBackend):
                 if chunk.content:
                     yield str(chunk.content)
         except Exception as exc:
-            raise LLMError(f"hosted model failed: {type(exc).__name__}: {_safe(exc)}") from None
+            raise LLMError(self._describe(exc, retried=False)) from None
+
+    def _describe(self, exc: BaseException, retried: bool) -> str:
+        """One plain line: what went wrong, where, and how often it was tried."""
+        import openai
+
+        where = self.base_url or "the OpenAI API"
+        tries = f" ({self.retries + 1} attempts)" if retried and self.retries else ""
+        if isinstance(exc, openai.APITimeoutError):
+            what = f"timed out: no answer from {where} within {self.timeout:g} s{tries}"
+        elif isinstance(exc, openai.APIConnectionError):
+            what = f"cannot connect to {where}{tries}"
+        elif isinstance(exc, openai.APIStatusError):
+            what = f"HTTP {exc.status_code} from {where}{tries if exc.status_code >= 500 else ''}: {_safe(exc)[:160]}"
+        else:
+            what = f"{_safe(exc)[:200]}"
+        return f"hosted model failed ({type(exc).__name__}): {what}"
+
+
+def _format_refused(exc: BaseException) -> bool:
+    """A server's complaint about the structured-output request itself (not worth a retry)."""
+    text = str(exc)
+    return getattr(exc, "status_code", None) is not None and ("response_format" in text or "json_schema" in text)
 
 
 def _safe(exc: BaseException | None) -> str:

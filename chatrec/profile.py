@@ -1,0 +1,182 @@
+"""Pure session profile: what the user likes and dislikes, and what they did, as plain data.
+
+No database, embedder or LLM here. The engine loads a :class:`Profile` from the state store,
+applies a turn's extracted preferences (:func:`apply_preferences`) or one feedback event
+(:func:`apply_event`), and saves it back. Every function returns a new profile.
+
+Decay: at each user message, tag weights from earlier turns are multiplied by ``like_decay``
+(0.7) and dislikes by ``dislike_decay`` (0.9: "no horror" should outlast a passing wish), and
+weights under ``floor`` are dropped. A tag mentioned again is reset to full weight 1.0. Item
+likes and dislikes do not decay: they are facts about items, not moods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+
+from chatrec.rank import EVENT_WEIGHTS
+
+EVENTS = tuple(EVENT_WEIGHTS)  # view, click, like, watched, purchase, skip, dislike
+
+
+@dataclass(frozen=True)
+class Decay:
+    like_decay: float = 0.7
+    dislike_decay: float = 0.9
+    floor: float = 0.1
+    #: how much a liked/watched item lends its tags to the profile (less than a stated tag)
+    item_tag_weight: float = 0.3
+
+
+@dataclass(frozen=True)
+class Profile:
+    liked_tags: Mapping[str, float] = field(default_factory=dict)
+    disliked_tags: Mapping[str, float] = field(default_factory=dict)
+    liked_items: Mapping[str, float] = field(default_factory=dict)  # id -> strength in (0, 1]
+    disliked_items: frozenset[str] = frozenset()
+    seen_items: frozenset[str] = frozenset()  # watched/purchased: not recommended again
+    events: Mapping[str, float] = field(default_factory=dict)  # id -> weighted event total (B_user)
+    last_query: str = ""
+    turns: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.liked_tags or self.disliked_tags or self.liked_items or self.last_query)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["disliked_items"] = sorted(self.disliked_items)
+        data["seen_items"] = sorted(self.seen_items)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "Profile":
+        return cls(
+            liked_tags={str(k): float(v) for k, v in dict(data.get("liked_tags", {})).items()},
+            disliked_tags={str(k): float(v) for k, v in dict(data.get("disliked_tags", {})).items()},
+            liked_items={str(k): float(v) for k, v in dict(data.get("liked_items", {})).items()},
+            disliked_items=frozenset(map(str, data.get("disliked_items", ()))),
+            seen_items=frozenset(map(str, data.get("seen_items", ()))),
+            events={str(k): float(v) for k, v in dict(data.get("events", {})).items()},
+            last_query=str(data.get("last_query", "")),
+            turns=int(data.get("turns", 0)),
+        )
+
+    @property
+    def excluded(self) -> frozenset[str]:
+        """Items never to show again this session: disliked, already watched."""
+        return self.disliked_items | self.seen_items
+
+
+def _decayed(weights: Mapping[str, float], factor: float, floor: float) -> dict[str, float]:
+    return {t: w * factor for t, w in weights.items() if w * factor >= floor}
+
+
+def apply_preferences(
+    profile: Profile,
+    liked_tags: Iterable[str] = (),
+    disliked_tags: Iterable[str] = (),
+    mentioned_items: Mapping[str, float] | None = None,
+    query: str = "",
+    decay: Decay = Decay(),
+) -> Profile:
+    """One user message: decay the old tag weights, then add what this message said.
+
+    A tag said now overrides its opposite from before ("actually, I do like horror").
+    ``mentioned_items`` maps item id -> sentiment in [-1, 1]: positive ones become liked items,
+    negative ones disliked items; mentioned items are never recommended back (the user knows them).
+    """
+    liked = _decayed(profile.liked_tags, decay.like_decay, decay.floor)
+    disliked = _decayed(profile.disliked_tags, decay.dislike_decay, decay.floor)
+    for t in disliked_tags:
+        disliked[t] = 1.0
+        liked.pop(t, None)
+    for t in liked_tags:
+        liked[t] = 1.0
+        disliked.pop(t, None)
+    liked_items = dict(profile.liked_items)
+    disliked_items = set(profile.disliked_items)
+    seen = set(profile.seen_items)
+    for item_id, sentiment in (mentioned_items or {}).items():
+        seen.add(item_id)
+        if sentiment > 0:
+            liked_items[item_id] = max(liked_items.get(item_id, 0.0), min(sentiment, 1.0))
+            disliked_items.discard(item_id)
+        elif sentiment < 0:
+            disliked_items.add(item_id)
+            liked_items.pop(item_id, None)
+    return replace(
+        profile,
+        liked_tags=liked,
+        disliked_tags=disliked,
+        liked_items=liked_items,
+        disliked_items=frozenset(disliked_items),
+        seen_items=frozenset(seen),
+        last_query=query.strip() or profile.last_query,
+        turns=profile.turns + 1,
+    )
+
+
+def apply_event(
+    profile: Profile, item_id: str, event: str, item_tags: Iterable[str] = (), decay: Decay = Decay()
+) -> Profile:
+    """One behaviour event on an item (no LLM involved).
+
+    * every event adds its weight to the item's event total (B_user);
+    * like: the item becomes a liked item and lends its tags a little weight;
+    * watched / purchase: liked a little less, and not recommended again;
+    * dislike: never shown again this session, and its liked-item status is dropped;
+    * view / click / skip: only the event total changes (skip is negative).
+    """
+    if event not in EVENT_WEIGHTS:
+        raise ValueError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
+    events = dict(profile.events)
+    events[item_id] = events.get(item_id, 0.0) + EVENT_WEIGHTS[event]
+    liked_items = dict(profile.liked_items)
+    liked_tags = dict(profile.liked_tags)
+    disliked_items = set(profile.disliked_items)
+    seen = set(profile.seen_items)
+    if event in ("like", "watched", "purchase"):
+        liked_items[item_id] = 1.0 if event == "like" else max(liked_items.get(item_id, 0.0), 0.7)
+        disliked_items.discard(item_id)
+        for t in item_tags:
+            if t not in profile.disliked_tags:
+                liked_tags[t] = max(liked_tags.get(t, 0.0), decay.item_tag_weight)
+        if event != "like":
+            seen.add(item_id)
+    elif event == "dislike":
+        disliked_items.add(item_id)
+        liked_items.pop(item_id, None)
+    return replace(
+        profile,
+        events=events,
+        liked_items=liked_items,
+        liked_tags=liked_tags,
+        disliked_items=frozenset(disliked_items),
+        seen_items=frozenset(seen),
+    )
+
+
+def remove_tag(profile: Profile, tag: str) -> Profile:
+    """The user takes a tag back (from the liked or the disliked side)."""
+    liked = {t: w for t, w in profile.liked_tags.items() if t != tag}
+    disliked = {t: w for t, w in profile.disliked_tags.items() if t != tag}
+    return replace(profile, liked_tags=liked, disliked_tags=disliked)
+
+
+def is_unclear(liked_tags: Iterable[str], disliked_tags: Iterable[str], items: Iterable[str], query: str) -> bool:
+    """Nothing to go on: no tags, no items, and the text is only greetings and filler words."""
+    if any(True for _ in liked_tags) or any(True for _ in disliked_tags) or any(True for _ in items):
+        return False
+    words = [w for w in "".join(ch.lower() if ch.isalnum() else " " for ch in query).split() if len(w) > 1]
+    return all(w in FILLER for w in words)
+
+
+FILLER = frozenset(
+    """hi hello hey hiya yo there thanks thank you ok okay please pls so well um uh hmm good morning evening
+    afternoon can could would you me my i i'm im we us some something anything any recommend recommendation
+    recommendations suggest suggestion suggestions movie movies film films show shows watch watching see
+    want wanna need should like love get give tell what which whatever idea ideas for to a an the of and or in on
+    it is be do does bored tonight today now new good nice great cool stuff thing things one ones help""".split()
+)
