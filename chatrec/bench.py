@@ -145,3 +145,46 @@ def run_llm_bench(rec: Recommender, settings, backend, n: int = 20) -> dict:
         "explanations_replaced_by_template": f"{fallbacks}/{n}",
         "calls": n,
     }
+
+
+def run_chat_bench(rec: Recommender, settings, backend=None, n: int = 60) -> dict:
+    """The chat engine as users meet it: whole turns, and feedback re-ranks (no LLM, no store query).
+
+    State goes to a throwaway SQLite file, so the figures include the durable writes.
+    """
+    from chatrec.engine import ChatEngine
+    from chatrec.state import StateStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = ChatEngine(settings, rec, backend, StateStore(Path(tmp) / "bench.sqlite3"))
+        session = engine.session("bench")
+        engine.turn(session, "warm up: a heist movie").text()
+        turns, firsts, reranks, feedbacks = [], [], [], []
+        events = ["like", "dislike", "skip", "click", "watched"]
+        for i, text in enumerate(queries(n)):
+            t0 = time.perf_counter()
+            reply = engine.turn(session, f"chat {text}")
+            first = None
+            for chunk in reply.stream:
+                if first is None and chunk.text:
+                    first = time.perf_counter() - t0
+            turns.append(time.perf_counter() - t0)
+            firsts.append(first if first is not None else turns[-1])
+            for j in range(3):
+                t0 = time.perf_counter()
+                engine.feedback(session, 1 + (i + j) % len(session.shown), events[(i + j) % len(events)])
+                feedbacks.append(time.perf_counter() - t0)
+                reranks.append(engine.last_rerank_s)
+            if i % 10 == 9:
+                engine.reset(session)  # keep the profile from growing without bound
+        engine.state.close()
+    prefix = "chat_llm" if backend is not None else "chat_no_llm"
+    figures = {
+        f"{prefix}_turn": percentiles(turns),
+        f"{prefix}_rerank_after_feedback": percentiles(reranks),
+        f"{prefix}_feedback_incl_sqlite_write": percentiles(feedbacks),
+        f"{prefix}_turns": n,
+    }
+    if backend is not None:
+        figures[f"{prefix}_first_explanation_token"] = percentiles(firsts)
+    return figures

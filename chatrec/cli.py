@@ -238,23 +238,67 @@ def bench(
 ) -> None:
     """Print speed figures (percentiles over many calls, in one process, with the floors beside them).
     With --llm local|openai, also the LLM figures (extraction, first explanation token, whole --explain)."""
-    from chatrec.bench import run_bench, run_llm_bench
+    from chatrec.bench import run_bench, run_chat_bench, run_llm_bench
 
     settings = _with_llm(_settings(), llm)
     rec = _recommender(settings)
     _, update = _progress("Building the index (first run)")
     rec.ensure_index(progress=update)
     figures = run_bench(rec, n=n)
+    figures.update(run_chat_bench(rec, settings.model_copy(update={"llm": "none"}), None, n=max(n // 4, 10)))
     if llm is not None and settings.llm != "none":
         t0 = time.perf_counter()
         backend = _backend(settings, required=True)
         figures["llm_load_s"] = round(time.perf_counter() - t0, 2)
         figures.update(run_llm_bench(rec, settings, backend, n=llm_calls))
+        figures.update(run_chat_bench(rec, settings, backend, n=llm_calls))
     if json_:
         sys.stdout.write(json.dumps(figures) + "\n")
     else:
         for key, value in figures.items():
             out.print(f"{key:40} {value}")
+
+
+def _engine(settings):
+    """The chat engine on the configured index and LLM (front ends share this)."""
+    from chatrec.engine import ChatEngine
+
+    rec = _recommender(settings)
+    _, update = _progress("Building the index (first run)")
+    rec.ensure_index(progress=update)
+    backend = _backend(settings) if settings.llm != "none" else None
+    return ChatEngine(settings, rec, backend)
+
+
+UserName = Annotated[
+    str, typer.Option("--user", help="Your profile name: restores your profile next time.")
+]
+
+
+@app.command()
+def chat(user: UserName = "default", llm: LLMChoice = None) -> None:
+    """Chat in the terminal: say what you like, give feedback with /like N, /dislike N, ..."""
+    from chatrec.repl import Repl
+
+    if not user.strip():
+        raise UserError("--user must not be empty")
+    settings = _with_llm(_settings(), llm)
+    engine = _engine(settings)
+    raise typer.Exit(Repl(engine, user.strip(), out, settings.data_dir / "history").run())
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless you mean to share it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: pick a free one).")] = 7860,
+    llm: LLMChoice = None,
+) -> None:
+    """Open the web UI (Gradio) on http://HOST:PORT."""
+    from chatrec.ui import launch
+
+    settings = _with_llm(_settings(), llm)
+    engine = _engine(settings)
+    launch(engine, host=host, port=port)
 
 
 eval_app = typer.Typer(help="Measure chatrec the way the field does.", no_args_is_help=True)

@@ -66,3 +66,22 @@ def default_data_dir(tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stderr
     assert "Building the index" in proc.stderr or "Built the index" in proc.stderr
     return data_dir
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 20) -> None:
+    """Terminate a server the tests started; kill it if it does not stop in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace)
+
+
+def private_data_dir(shared: Path, target: Path) -> Path:
+    """A data dir that shares ``shared``'s index (symlinks) but keeps its own state database."""
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in shared.iterdir():
+        if not entry.name.startswith("state.sqlite3"):
+            (target / entry.name).symlink_to(entry)
+    return target

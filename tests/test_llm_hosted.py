@@ -20,7 +20,7 @@ from chatrec.llm.backends import LLMError, OpenAIBackend, default_gguf
 from chatrec.llm.explain import Explainer
 from chatrec.llm.extract import Extractor, LLMExtractor, RuleExtractor
 from chatrec.rank import Breakdown
-from conftest import free_port, run_cli
+from conftest import free_port, run_cli, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -53,11 +53,7 @@ def llama_server():
         _wait_ready(url, proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 @pytest.fixture

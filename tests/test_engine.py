@@ -1,0 +1,142 @@
+"""The chat engine over the real index (full default catalogue), real embedder and real SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from chatrec.engine import ChatEngine, EngineError
+from chatrec.llm.backends import LLMError
+from chatrec.recommender import Recommender
+from chatrec.settings import Settings
+from chatrec.state import StateStore
+from test_extract_explain import ScriptedBackend
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def recommender(default_data_dir):
+    rec = Recommender(Settings(data_dir=default_data_dir, llm="none"))
+    rec.catalogue  # noqa: B018 (load once for the module)
+    return rec
+
+
+@pytest.fixture
+def engine(recommender, tmp_path):
+    return ChatEngine(recommender.settings, recommender, None, StateStore(tmp_path / "state.sqlite3"))
+
+
+def test_unclear_message_gets_a_question_and_popular_picks(engine):
+    s = engine.session("u-clarify")
+    reply = engine.turn(s, "hi")
+    assert reply.kind == "clarify" and reply.header.startswith("What are you in the mood for?")
+    assert len(reply.recommendations) == engine.k
+    assert all(r.breakdown.behaviour > 0.6 for r in reply.recommendations)  # popular, well rated
+
+
+def test_turn_reads_preferences_and_ranks(engine):
+    s = engine.session("u-turn")
+    reply = engine.turn(s, "something funny, no romance")
+    assert reply.kind == "picks" and reply.text()
+    assert s.profile.liked_tags.get("comedy") == 1.0 and "romance" in s.profile.disliked_tags
+    assert all("Comedy" in r.item.genres and "Romance" not in r.item.genres for r in reply.recommendations)
+
+
+def test_disliked_item_never_returns_in_the_session(engine):
+    s = engine.session("u-dislike")
+    engine.turn(s, "a space adventure").text()
+    gone = s.shown[0].item.id
+    reply = engine.feedback(s, 1, "dislike")
+    assert gone not in {r.item.id for r in reply.recommendations}
+    for text in ("a space adventure", "more space adventures please", "sci-fi"):
+        engine.turn(s, text).text()
+        assert gone not in {r.item.id for r in s.shown}
+        for _ in range(3):
+            assert gone not in {r.item.id for r in engine.more(s).recommendations}
+
+
+def test_liked_item_pulls_similar_items_up(engine, recommender):
+    s = engine.session("u-like")
+    engine.turn(s, "an animated movie").text()
+    liked = s.shown[2]
+    cat = recommender.catalogue
+    vec = cat.matrix[cat.table.index_of[liked.item.id]]
+
+    def closeness(recs):
+        return np.mean([float(cat.matrix[cat.table.index_of[r.item.id]] @ vec)
+                        for r in recs if r.item.id != liked.item.id])
+
+    before = closeness(s.shown)
+    after = engine.feedback(s, 3, "like").recommendations
+    assert closeness(after) > before
+    assert s.profile.liked_items == {liked.item.id: 1.0}
+
+
+def test_feedback_needs_no_llm_and_no_store_query(recommender, tmp_path, monkeypatch):
+    backend = ScriptedBackend("1. fine picks for you")  # one answer: the turn's explanation only
+    engine = ChatEngine(recommender.settings, recommender, backend, StateStore(tmp_path / "s.sqlite3"))
+    s = engine.session("u-fast")
+    engine.turn(s, "a heist movie").text()
+    calls = len(backend.calls)
+    monkeypatch.setattr(recommender.store, "query", lambda *a, **k: pytest.fail("feedback queried the store"))
+    for n, event in enumerate(["like", "dislike", "watched", "skip", "click"], 1):
+        engine.feedback(s, n, event)
+    assert len(backend.calls) == calls
+
+
+def test_llm_failure_never_breaks_a_turn(recommender, tmp_path):
+    backend = ScriptedBackend(LLMError("server down"))
+    engine = ChatEngine(recommender.settings, recommender, backend, StateStore(tmp_path / "s.sqlite3"))
+    s = engine.session("u-fail")
+    text = engine.turn(s, "a scary movie").text()
+    assert text.startswith("1. ") and "score" in text  # the template
+    assert s.history[-1][1].endswith(text.splitlines()[-1])  # the stored turn holds the fallback
+
+
+def test_profile_and_history_survive_a_restart(recommender, tmp_path):
+    path = tmp_path / "state.sqlite3"
+    first = ChatEngine(recommender.settings, recommender, None, StateStore(path))
+    s = first.session("alice")
+    first.turn(s, "something funny, no romance").text()
+    first.feedback(s, 1, "dislike")
+    disliked = next(iter(s.profile.disliked_items))
+    first.state.close()
+    again = ChatEngine(recommender.settings, recommender, None, StateStore(path))
+    t = again.session("alice")
+    assert t.profile == s.profile and disliked in t.profile.excluded
+    assert [m for m in t.history if m[0] == "user"] == [("user", "something funny, no romance")]
+    assert t.shown and disliked not in {r.item.id for r in t.shown}  # where the user left off
+    assert again.session("bob").profile.is_empty  # users are isolated
+
+
+def test_forget_deletes_every_trace_at_the_storage_level(recommender, tmp_path):
+    path = tmp_path / "state.sqlite3"
+    engine = ChatEngine(recommender.settings, recommender, None, StateStore(path))
+    secret = "zanzibar-heist-marker"
+    for user in ("victim-user", "other-user"):
+        s = engine.session(user)
+        engine.turn(s, f"a {secret} movie with time travel").text()
+        engine.feedback(s, 1, "like")
+    engine.forget(engine.session("victim-user"))
+    with sqlite3.connect(path) as db:
+        for table in ("users", "profiles", "events", "messages"):
+            assert db.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = 'victim-user'").fetchone()[0] == 0
+            assert db.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = 'other-user'").fetchone()[0] > 0
+    engine.forget(engine.session("other-user"))
+    engine.state.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.sqlite3*"))
+    assert b"victim-user" not in raw and b"other-user" not in raw and secret.encode() not in raw
+
+
+def test_bad_feedback_is_a_clear_error(engine):
+    s = engine.session("u-bad")
+    with pytest.raises(EngineError, match="no list yet"):
+        engine.feedback(s, 1, "like")
+    engine.turn(s, "a western").text()
+    with pytest.raises(EngineError, match="no pick number 9"):
+        engine.feedback(s, 9, "like")
+    with pytest.raises(EngineError, match="unknown event"):
+        engine.feedback(s, 1, "teleport")

@@ -1,0 +1,86 @@
+"""The pure profile: decay, overrides, events, serialisation."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatrec import profile as prof
+from chatrec.profile import Decay, Profile
+
+
+def test_tags_decay_and_drop_below_the_floor():
+    p = prof.apply_preferences(Profile(), ["comedy"], ["romance"], query="funny, no romance")
+    assert p.liked_tags == {"comedy": 1.0} and p.disliked_tags == {"romance": 1.0} and p.turns == 1
+    p = prof.apply_preferences(p, ["horror"])
+    assert p.liked_tags == pytest.approx({"comedy": 0.7, "horror": 1.0})
+    assert p.disliked_tags == pytest.approx({"romance": 0.9})  # dislikes fade slower
+    for _ in range(6):
+        p = prof.apply_preferences(p)
+    assert "comedy" not in p.liked_tags  # 0.7**7 < 0.1
+    assert "romance" in p.disliked_tags  # 0.9**7 = 0.48
+    assert p.last_query == "funny, no romance"  # an empty message keeps the last request
+
+
+def test_saying_the_opposite_overrides():
+    p = prof.apply_preferences(Profile(), disliked_tags=["horror"])
+    p = prof.apply_preferences(p, liked_tags=["horror"])
+    assert p.liked_tags == {"horror": 1.0} and "horror" not in p.disliked_tags
+
+
+def test_mentioned_items_become_liked_or_disliked_and_are_not_recommended_back():
+    p = prof.apply_preferences(Profile(), mentioned_items={"1": 0.8, "2": -0.9})
+    assert p.liked_items == {"1": 0.8} and p.disliked_items == {"2"}
+    assert {"1", "2"} <= p.excluded
+
+
+def test_events():
+    p = prof.apply_event(Profile(), "7", "like", ["comedy", "drama"])
+    assert p.liked_items == {"7": 1.0} and p.events == {"7": 5.0}
+    assert p.liked_tags == {"comedy": 0.3, "drama": 0.3}  # lent, weaker than a stated tag
+    p = prof.apply_event(p, "7", "dislike")
+    assert "7" not in p.liked_items and "7" in p.excluded and p.events["7"] == 0.0
+    p = prof.apply_event(p, "8", "watched", ["comedy"])
+    assert "8" in p.seen_items and p.liked_items["8"] == 0.7
+    p = prof.apply_event(p, "9", "skip")
+    assert p.events["9"] == -1.0 and "9" not in p.excluded
+    with pytest.raises(ValueError, match="unknown event"):
+        prof.apply_event(p, "9", "teleport")
+
+
+def test_an_item_does_not_lend_a_tag_the_user_dislikes():
+    p = prof.apply_preferences(Profile(), disliked_tags=["romance"])
+    p = prof.apply_event(p, "1", "like", ["romance", "comedy"])
+    assert "romance" not in p.liked_tags and p.liked_tags["comedy"] == Decay().item_tag_weight
+
+
+def test_remove_tag():
+    p = prof.apply_preferences(Profile(), ["comedy"], ["romance"])
+    assert prof.remove_tag(p, "romance").disliked_tags == {}
+    assert prof.remove_tag(p, "comedy").liked_tags == {}
+
+
+@pytest.mark.parametrize("text,unclear", [
+    ("hi", True), ("hello there!", True), ("what should I watch tonight?", True), ("recommend me a movie", True),
+    ("", True), ("a heist", False), ("something with dragons", False), ("Alien", False),
+])
+def test_is_unclear(text, unclear):
+    assert prof.is_unclear([], [], [], text) is unclear
+
+
+def test_tags_make_any_message_clear():
+    assert not prof.is_unclear(["comedy"], [], [], "hi")
+
+
+@given(
+    liked=st.lists(st.sampled_from(["comedy", "horror", "drama", "sci-fi"]), max_size=3),
+    disliked=st.lists(st.sampled_from(["romance", "horror", "war"]), max_size=2),
+    events=st.lists(st.tuples(st.sampled_from(["1", "2", "3"]), st.sampled_from(prof.EVENTS)), max_size=8),
+)
+def test_round_trip_and_invariants(liked, disliked, events):
+    p = prof.apply_preferences(Profile(), liked, disliked, query="q")
+    for item, event in events:
+        p = prof.apply_event(p, item, event, ["comedy"])
+    assert Profile.from_json(p.to_json()) == p
+    assert not set(p.liked_tags) & set(p.disliked_tags) or set(liked) & set(disliked)
+    assert all(0 < w <= 1 for w in [*p.liked_tags.values(), *p.disliked_tags.values()])
+    assert not set(p.liked_items) & p.disliked_items

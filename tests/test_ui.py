@@ -1,0 +1,117 @@
+"""The web UI end to end: `chatrec ui` started by the test, driven by Playwright in the system's
+headless Chromium (no browser download)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, free_port, private_data_dir, stop_process
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("CHATREC_TEST_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+PROFILE_HAS = "t => { const e = document.querySelector('#profile'); return !!e && e.innerText.includes(t) }"
+SCREENSHOT = Path(os.environ.get("CHATREC_UI_SCREENSHOT", ROOT / "docs" / "ui.png"))
+
+
+@pytest.fixture(scope="module")
+def ui_server(default_data_dir, tmp_path_factory):
+    data = private_data_dir(default_data_dir, tmp_path_factory.mktemp("ui") / "data")
+    port = free_port()
+    env = {**os.environ, "CHATREC_DATA_DIR": str(data), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-m", "chatrec", "ui", "--port", str(port), "--llm", "none"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"chatrec ui exited early:\n{proc.stdout.read()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("chatrec ui did not come up")
+                time.sleep(0.5)
+        yield url, data
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (see .ci/run)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def titles(page) -> list[str]:
+    return [page.inner_text(f"#card-{i} .card-title") for i in range(1, 6)
+            if page.locator(f"#card-{i} .card-title").count()]
+
+
+def test_chat_dislike_and_reload(ui_server, browser, tmp_path):
+    url, data = ui_server
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(url)
+    # 1. type a message and see cards
+    page.wait_for_selector("#message textarea", timeout=60_000)
+    page.fill("#message textarea", "something funny, no romance")
+    page.press("#message textarea", "Enter")
+    page.wait_for_selector("#card-1 .card-title", timeout=60_000)
+    first = titles(page)
+    assert len(first) == 5
+    assert "comedy" in page.inner_text("#profile") and "romance" in page.inner_text("#profile")
+    assert page.locator("#chat").inner_text().count("something funny, no romance") == 1
+    # 2. dislike one and see the list change
+    page.click("#dislike-1")
+    page.wait_for_function(
+        "old => { const e = document.querySelector('#card-1 .card-title'); return e && e.innerText !== old }",
+        arg=first[0], timeout=30_000,
+    )
+    after = titles(page)
+    assert first[0] not in after and len(after) == 5
+    disliked_title = first[0].split(". ", 1)[1]
+    page.wait_for_function(PROFILE_HAS, arg=disliked_title)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
+    shutil.copyfile(tmp_path / "ui.png", SCREENSHOT)
+    # 3. reload and see the profile restored (same browser: same session id in localStorage)
+    page.reload()
+    page.wait_for_function(PROFILE_HAS, arg=disliked_title,
+                           timeout=60_000)
+    assert "comedy" in page.inner_text("#profile")
+    page.wait_for_selector("#card-1 .card-title")
+    assert first[0].split(". ", 1)[1] not in " ".join(titles(page))
+    assert "something funny, no romance" in page.locator("#chat").inner_text()
+
+    # another browser (fresh context = fresh localStorage) is a different, empty session
+    other = browser.new_context().new_page()
+    other.goto(url)
+    other.wait_for_selector("#message textarea", timeout=60_000)
+    other.wait_for_timeout(1500)
+    assert "comedy" not in other.inner_text("#profile")
+    other.close()
+
+    # forget me: the profile is gone, in the page and in storage
+    page.click("#forget")
+    page.wait_for_function("() => { const e = document.querySelector('#profile'); return e && !e.innerText.includes('comedy') }",
+                           timeout=30_000)
+    page.close()
