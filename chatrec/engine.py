@@ -65,6 +65,7 @@ class Session:
     shown: list[Recommendation] = field(default_factory=list)
     earlier: set[str] = field(default_factory=set)  # shown on earlier pages of this list (/more)
     pool: list[int] = field(default_factory=list)  # candidate rows of the current list
+    arrays: object = None  # recommender.Pool of ``pool``, gathered once per retrieval
     request: str = ""
 
 
@@ -155,7 +156,8 @@ class ChatEngine:
         lent = [tag_key(g) for g in item.genres] or list(item.tag_keys)[:3]
         session.profile = prof.apply_event(session.profile, item.id, event, lent)
         if event in ("like", "watched", "purchase"):
-            extra = [r for r in self.recommender.neighbours([item.id]) if r not in set(session.pool)]
+            known = set(session.pool)
+            extra = [r for r in self.recommender.neighbours([item.id]) if r not in known]
             session.pool = session.pool + extra
         t1 = time.perf_counter()
         self._rank(session, fresh=False)
@@ -243,11 +245,11 @@ class ChatEngine:
         query = self._query(session)
         vector = rec.user_vector(query)
         if fresh:
-            pool = rec.candidates(query, vector)
-            seen = set(pool)
-            pool += [r for r in rec.neighbours(list(query.liked_items)[-5:], n=20) if r not in seen]
-            session.pool = pool
-        session.shown = rec.rank_rows(query, session.pool, vector, self.k).items
+            session.pool = rec.retrieve(query, vector)
+            session.arrays = None
+        if session.arrays is None or len(session.arrays) != len(session.pool):
+            session.arrays = rec.pool(session.pool)
+        session.shown = rec.rank_rows(query, session.arrays, vector, self.k).items
 
     def _pick(self, session: Session, which: int | str) -> Recommendation:
         if isinstance(which, int) or (isinstance(which, str) and which.strip().isdigit()):

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 ACTIVE_FILE = "active.json"
 TAG_CANDIDATES = 150
 POPULAR_CANDIDATES = 60
+LIKED_SEEDS = 5  # the most recently liked items whose neighbours join the pool
+NEIGHBOURS = 20
 
 
 @dataclass(frozen=True)
@@ -124,17 +126,19 @@ class Catalogue:
         data = np.ones(len(rows), dtype=np.float64)
         return csr_matrix((data, (rows, cols)), shape=(len(self.items), len(self.vocabulary)))
 
-    def tag_share(self, rows: list[int], weights: Mapping[str, float]) -> np.ndarray:
-        """For each row: the weighted share of ``weights``' tags the item carries (rank.tag_match)."""
+    def tag_share(self, tag_rows, weights: Mapping[str, float]) -> np.ndarray:
+        """For each of ``tag_rows`` (rows of :attr:`tag_matrix`): the weighted share of ``weights``' tags
+        the item carries (the vectorised :func:`rank.tag_match`)."""
+        n = tag_rows.shape[0]
         total = sum(w for w in weights.values() if w > 0)
-        if total <= 0 or not rows:
-            return np.zeros(len(rows))
+        if total <= 0 or n == 0:
+            return np.zeros(n)
         vec = np.zeros(len(self.vocabulary))
         for t, w in weights.items():
             j = self.tag_column.get(t)
             if j is not None and w > 0:
                 vec[j] = w
-        return np.asarray(self.tag_matrix[rows] @ vec).ravel() / total
+        return np.asarray(tag_rows @ vec).ravel() / total
 
     @staticmethod
     def _engagement(items: list[Item]) -> np.ndarray:
@@ -291,43 +295,73 @@ class Recommender:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         vector = self.user_vector(query, unknown_like)
+        return self.rank_rows(query, self.retrieve(query, vector), vector, k, filter_disliked)
+
+    def retrieve(self, query: Query, vector: np.ndarray | None) -> list[int]:
+        """The candidate pool: near the user vector (Chroma), carrying liked tags, popular, and the
+        neighbourhood of the most recently liked items. Chat, CLI and evaluations all use this."""
         rows = self.candidates(query, vector)
-        return self.rank_rows(query, rows, vector, k, filter_disliked)
+        seen = set(rows)
+        rows += [r for r in self.neighbours(list(query.liked_items)[-LIKED_SEEDS:], n=NEIGHBOURS) if r not in seen]
+        return rows
+
+    def pool(self, rows: list[int]) -> "Pool":
+        """The arrays ranking needs for a candidate pool, gathered once (re-ranks reuse them)."""
+        cat = self.catalogue
+        rows = list(dict.fromkeys(int(r) for r in rows))
+        return Pool(rows, [cat.ids[r] for r in rows], cat.matrix[rows], cat.tag_matrix[rows], cat.engagement[rows])
 
     def rank_rows(
-        self, query: Query, rows: list[int], vector: np.ndarray | None, k: int, filter_disliked: bool | None = None
+        self, query: Query, rows: "list[int] | Pool", vector: np.ndarray | None, k: int,
+        filter_disliked: bool | None = None,
     ) -> Result:
-        """Rank a given candidate pool (the engine re-ranks its current pool after feedback this way).
+        """Rank a candidate pool (the engine re-ranks its current pool after feedback this way).
 
         Vectorised over the pool; only the k shown items get their Breakdown objects built.
         """
         cat = self.catalogue
+        pool = rows if isinstance(rows, Pool) else self.pool(rows)
         filter_disliked = self.settings.filter_disliked if filter_disliked is None else filter_disliked
-        rows = list(rows)
-        ids = [cat.ids[r] for r in rows]
-        vectors = cat.matrix[rows]
-        cosines = vectors @ vector.astype(np.float32) if vector is not None else np.zeros(len(rows))
+        ids = pool.ids
+        cosines = pool.vectors @ vector.astype(np.float32) if vector is not None else np.zeros(len(ids))
         events = query.user_events
+        dislike = cat.tag_share(pool.tags, query.disliked_tags)
         scores = rank.fuse(
             cosines,
-            cat.engagement[rows],
-            self.catalogue.tag_share(rows, query.liked_tags),
-            dislike := self.catalogue.tag_share(rows, query.disliked_tags),
+            pool.engagement,
+            cat.tag_share(pool.tags, query.liked_tags),
+            dislike,
             np.array([events.get(i, 0.0) for i in ids]) if events else None,
             np.array([i in events for i in ids], dtype=bool) if events else None,
             self.weights,
         )
-        keep = np.array([i not in query.exclude_ids for i in ids], dtype=bool)
+        keep = None
+        if query.exclude_ids:
+            keep = np.fromiter((i not in query.exclude_ids for i in ids), dtype=bool, count=len(ids))
         if filter_disliked:
-            keep &= dislike <= 0
-        chosen = rank.select(ids, scores, k, self.weights, vectors, keep)
+            keep = (dislike <= 0) if keep is None else keep & (dislike <= 0)
+        chosen = rank.select(ids, scores, k, self.weights, pool.vectors, keep)
         items = []
         for i in chosen:
-            tags = cat.tag_keys[rows[i]]
+            tags = cat.tag_keys[pool.rows[i]]
             _, matched = rank.tag_match(tags, query.liked_tags)
             _, disliked = rank.tag_match(tags, query.disliked_tags)
-            items.append(Recommendation(cat.items[rows[i]], rank.breakdown(scores, i, matched, disliked)))
+            items.append(Recommendation(cat.items[pool.rows[i]], rank.breakdown(scores, i, matched, disliked)))
         return Result(items=items, cold_start=query.is_cold)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A candidate pool: catalogue rows with their ids, vectors, tag rows and engagement, aligned."""
+
+    rows: list[int]
+    ids: list[str]
+    vectors: np.ndarray
+    tags: object  # scipy CSR rows of Catalogue.tag_matrix
+    engagement: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 # -- which collection is active ---------------------------------------------------------------

@@ -169,3 +169,17 @@ def test_bad_explanations_fall_back_to_the_template(answer, reason):
 def test_no_backend_means_template():
     ex = Explainer(None, TITLES)
     assert ex.explain(_recs()) == template(_recs())
+
+
+def test_echoed_delimiters_are_dropped_from_the_stream():
+    from chatrec.llm.explain import strip_markers
+
+    def run(pieces):
+        return "".join(strip_markers(iter(pieces)))
+
+    assert run(["<<<", "PIC", "KS\n", "1. Heat", " (1995) fits\n", "2. X\n", "PICKS", ">>>"]) == \
+        "1. Heat (1995) fits\n2. X\n"
+    assert run(["1. A", "BC fits\n", "<", "<<REQUEST\nfoo"]) == "1. ABC fits\nfoo"
+    assert run(["OK"]) == "OK" and run(["I think ", "<<<x"]) == "I think <<<x"
+    # token by token: ordinary text is not held back
+    assert list(strip_markers(iter(["1.", " Heat", " fits"]))) == ["1.", " Heat", " fits"]

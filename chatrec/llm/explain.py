@@ -63,30 +63,67 @@ def template(recs: Sequence) -> str:
 
 
 def picks_block(recs: Sequence) -> str:
+    """The facts the model may use, one compact line per pick: genres and the breakdown in words.
+
+    Compact on purpose: the bundled model reads prompts at ~150 tokens/s on 2 cores, so every fact
+    costs time to the first token (README "Speed").
+    """
     lines = []
     for n, rec in enumerate(recs, 1):
-        it, b = rec.item, rec.breakdown
-        facts = [f"genres: {', '.join(it.genres) or 'n/a'}"]
-        if b.matched_tags:
-            facts.append(f"matches the user's tags: {', '.join(b.matched_tags)}")
-        facts.append(f"similarity to the request {b.similarity:.2f}, popularity {b.behaviour:.2f}")
-        if it.text:
-            facts.append(f"about: {it.text[:160]}")
-        lines.append(f"{n}. {it.display_title} — " + "; ".join(facts))
+        it = rec.item
+        genres = ", ".join(it.genres[:3]) or "n/a"
+        lines.append(f"{n}. {it.display_title} — {genres}; {reason(rec)}")
     return "\n".join(lines)
 
 
+_MARKER_LINE = re.compile(r"^\s*(<<<[A-Z ]*|[A-Z ]*>>>)\s*$")
+_MAYBE_MARKER = re.compile(r"^\s*(<{1,3}[A-Z ]*|[A-Z ]*>{0,3})$")
+
+
+def strip_markers(pieces: Iterator[str]) -> Iterator[str]:
+    """Drop echoed data delimiters (``<<<PICKS`` / ``PICKS>>>`` lines) from a token stream.
+
+    Small models copy the prompt's delimiters. Only the start of a line is held back, and only while
+    it could still be such a marker; everything else streams through as it arrives.
+    """
+    line = ""  # the held-back start of the current line
+    holding = True
+    for piece in pieces:
+        for part in re.split(r"(\n)", piece):
+            if not part:
+                continue
+            if part == "\n":
+                if holding and _MARKER_LINE.match(line):
+                    line = ""
+                else:
+                    yield line + "\n"
+                    line = ""
+                holding = True
+                continue
+            if holding:
+                line += part
+                if _MAYBE_MARKER.match(line):
+                    continue
+                holding = False
+                part, line = line, ""
+            yield part
+    if line and not _MARKER_LINE.match(line):
+        yield line
+
+
 class Explainer:
-    def __init__(self, backend: ChatBackend | None, titles: TitleIndex | None = None, max_tokens: int = 160):
+    def __init__(self, backend: ChatBackend | None, titles: TitleIndex | None = None, max_tokens: int = 120,
+                 explain_top: int = 3):
         self.backend = backend
         self.titles = titles
         self.max_tokens = max_tokens
+        self.explain_top = explain_top  # the model explains the first few; every pick has its template reason
         self.last_first_token_s: float | None = None
         self.last_fallback_reason: str | None = None
 
     def messages(self, recs: Sequence, request: str) -> list[tuple[str, str]]:
         system = load_prompt("system") + "\n\n" + load_prompt("explanation")
-        user = wrap_data("request", request) + "\n" + wrap_data("picks", picks_block(recs))
+        user = wrap_data("request", request) + "\n" + wrap_data("picks", picks_block(recs[: self.explain_top]))
         return [("system", system), ("user", user)]
 
     def stream(self, recs: Sequence, request: str = "") -> Iterator[Chunk]:
@@ -103,7 +140,8 @@ class Explainer:
         t0 = time.perf_counter()
         pieces: list[str] = []
         try:
-            for piece in self.backend.stream(self.messages(recs, request), max_tokens=self.max_tokens):
+            raw = self.backend.stream(self.messages(recs, request), max_tokens=self.max_tokens)
+            for piece in strip_markers(raw):
                 if self.last_first_token_s is None:
                     self.last_first_token_s = time.perf_counter() - t0
                 pieces.append(piece)
