@@ -366,6 +366,153 @@ def eval_extraction(
             out.print(f"{key:22} {value}")
 
 
+def _redial_setup(settings, movies: Path, llm_needed: bool):
+    """The ReDial catalogue (joined to the enriched movies), indexed in its own collection, and the
+    product's extractor over it. The active collection of `recommend`/`chat` is left alone."""
+    from chatrec.catalog import load_catalog
+    from chatrec.eval.redial import RedialError, join_catalogue, load_movies
+    from chatrec.llm.extract import build_extractor
+    from chatrec.recommender import Recommender
+
+    try:
+        redial_movies = load_movies(movies)
+    except (OSError, RedialError) as exc:
+        raise UserError(str(exc)) from None
+    items, match = join_catalogue(redial_movies, load_catalog(settings.catalog))
+    rec = Recommender(settings, collection="redial-movies")
+    _, update = _progress("Indexing the ReDial movies (first run)")
+    rec.store.index(items, source=str(movies), progress=update)
+    backend = _backend(settings, required=True) if llm_needed and settings.llm != "none" else None
+    extractor = build_extractor(settings, rec.catalogue, backend, rec.store.embedder)
+    return rec, extractor, match, redial_movies
+
+
+def _conversations(path: Path, limit: int | None):
+    from chatrec.eval.redial import RedialError, load_conversations
+
+    try:
+        return load_conversations(path, limit)
+    except (OSError, RedialError) as exc:
+        raise UserError(str(exc)) from None
+
+
+@eval_app.command("redial")
+def eval_redial(
+    conversations: Annotated[Path, typer.Option("--conversations", help="ReDial conversations (JSONL).")],
+    movies: Annotated[Path, typer.Option("--movies", help="movies_with_mentions.csv (the ranked catalogue).")],
+    fresh_only: Annotated[bool, typer.Option("--fresh-only", help="Only movies not mentioned earlier count.")] = False,
+    llm: LLMChoice = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="First N conversations.")] = None,
+    baselines: Annotated[bool, typer.Option("--baselines", help="Also popularity and embedding-only.")] = False,
+    train: Annotated[
+        Optional[Path], typer.Option("--train", help="Training conversations for the popularity baseline "
+                                     "(default: the movies file's mention counts).")
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recall@1/10/50, NDCG@10 and MRR on ReDial, the standardised protocol (see chatrec/eval/redial.py)."""
+    from collections import Counter
+
+    from chatrec.eval import redial
+
+    t0 = time.perf_counter()
+    settings = _with_llm(_settings(), llm if llm is not None else "none")
+    convs = _conversations(conversations, limit)
+    rec, extractor, match, redial_movies = _redial_setup(settings, movies, llm_needed=True)
+    cases = [c for conv in convs for c in redial.cases(conv, fresh_only)]
+    rankers = {"system": redial.ProductRanker(rec, extractor, fresh_only)}
+    if baselines:
+        counts = (redial.mention_counts(_conversations(train, None)) if train
+                  else Counter({m[0]: m[3] for m in redial_movies}))
+        rankers["popularity"] = redial.PopularityRanker(counts, fresh_only)
+        rankers["embedding"] = redial.EmbeddingRanker(rec, fresh_only)
+    results = redial.run(rankers, cases)
+    payload = {**results["system"], "conversations": len(convs), "cases": len(cases), "fresh_only": fresh_only,
+               "llm": settings.llm, "catalogue_match": match}
+    if baselines:
+        payload["baselines"] = {k: v for k, v in results.items() if k != "system"}
+        payload["published_fresh_only"] = {m: dict(zip(("recall@1", "recall@10", "recall@50"), v))
+                                           for m, v in redial.PUBLISHED_FRESH.items()}
+    payload["seconds"] = round(time.perf_counter() - t0, 1)
+    if json_:
+        sys.stdout.write(json.dumps(payload) + "\n")
+        return
+    out.print(f"{len(cases)} cases, {payload['n_pairs']} pairs from {len(convs)} conversations; "
+              f"catalogue match {match['match_rate']:.1%}")
+    out.print(f"{'system':12} {'R@1':>6} {'R@10':>6} {'R@50':>6} {'NDCG@10':>8} {'MRR':>6}")
+    for name, fig in results.items():
+        out.print(f"{name:12} {fig['recall@1']:6.3f} {fig['recall@10']:6.3f} {fig['recall@50']:6.3f} "
+                  f"{fig['ndcg@10']:8.3f} {fig['mrr']:6.3f}")
+    if baselines and fresh_only:
+        for name, (r1, r10, r50) in redial.PUBLISHED_FRESH.items():
+            out.print(f"{name + ' (pub.)':12} {r1:6.3f} {r10:6.3f} {r50:6.3f}")
+
+
+@eval_app.command("redial-sentiment")
+def eval_redial_sentiment(
+    conversations: Annotated[Path, typer.Option("--conversations", help="ReDial conversations (JSONL).")],
+    movies: Annotated[Path, typer.Option("--movies", help="movies_with_mentions.csv (for title matching).")] = Path(
+        "../shared/data/redial/movies_with_mentions.csv"),
+    llm: LLMChoice = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1)] = None,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Does the extractor read the seeker's liked/disliked movies right? Macro-F1 vs ReDial's labels."""
+    from chatrec.eval import redial
+
+    settings = _with_llm(_settings(), llm if llm is not None else "none")
+    convs = _conversations(conversations, limit)
+    _, extractor, _, _ = _redial_setup(settings, movies, llm_needed=True)
+    pairs = [p for conv in convs for p in redial.sentiment_pairs(conv, extractor)]
+    if not pairs:
+        raise UserError("no seeker-mentioned movie with a liked/disliked label in these conversations")
+    gold = [g for g, _ in pairs]
+    pred = [0 if s < 0 else 1 for _, s in pairs]  # neutral reads lean liked, as most mentions are
+    majority = max((0, 1), key=gold.count)
+    payload = {
+        "n": len(pairs),
+        "macro_f1": round(redial.macro_f1(gold, pred), 4),
+        "accuracy": round(sum(g == p for g, p in zip(gold, pred)) / len(pairs), 4),
+        "majority_baseline": {"label": majority, "macro_f1": round(redial.macro_f1(gold, [majority] * len(gold)), 4),
+                              "accuracy": round(gold.count(majority) / len(gold), 4)},
+        "share_liked": round(gold.count(1) / len(gold), 4),
+        "llm": settings.llm,
+    }
+    if json_:
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        for key, value in payload.items():
+            out.print(f"{key:20} {value}")
+
+
+@eval_app.command("movielens")
+def eval_movielens(
+    ratings: Annotated[Path, typer.Option("--ratings", help="Ratings (userId,movieId,rating,timestamp; .csv.gz).")]
+    = Path(__file__).resolve().parent.parent / "data" / "eval" / "ml_ratings.csv.gz",
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Score the first N users only.")] = None,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Popularity and item-kNN.")] = True,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Leave-last-out on MovieLens latest-small: HR@10 and NDCG@10, beside popularity and item-kNN."""
+    from chatrec.eval.movielens import evaluate
+
+    settings = _with_llm(_settings(), "none")
+    rec = _recommender(settings)
+    _, update = _progress("Building the index (first run)")
+    rec.ensure_index(progress=update)
+    try:
+        result = evaluate(rec, ratings, limit=limit, baselines=baselines)
+    except (OSError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    if json_:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    out.print(f"{result['n_users']} users, leave-last-out, all items")
+    out.print(f"{'system':10} HR@10 {result['hr@10']:.4f}  NDCG@10 {result['ndcg@10']:.4f}")
+    for name, fig in {**result.get("baselines", {}), **result["published"]}.items():
+        out.print(f"{name:10} HR@10 {fig['hr@10']:.4f}  NDCG@10 {fig['ndcg@10']:.4f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: configure logging once and turn known errors into one clear line."""
     from chatrec.catalog import CatalogError

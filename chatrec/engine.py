@@ -247,8 +247,10 @@ class ChatEngine:
         if fresh:
             session.pool = rec.retrieve(query, vector)
             session.arrays = None
-        if session.arrays is None or len(session.arrays) != len(session.pool):
+        if session.arrays is None:
             session.arrays = rec.pool(session.pool)
+        elif len(session.arrays) != len(session.pool):
+            session.arrays = rec.extend_pool(session.arrays, session.pool[len(session.arrays):])
         session.shown = rec.rank_rows(query, session.arrays, vector, self.k).items
 
     def _pick(self, session: Session, which: int | str) -> Recommendation:

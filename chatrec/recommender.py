@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -311,6 +312,17 @@ class Recommender:
         rows = list(dict.fromkeys(int(r) for r in rows))
         return Pool(rows, [cat.ids[r] for r in rows], cat.matrix[rows], cat.tag_matrix[rows], cat.engagement[rows])
 
+    def extend_pool(self, pool: "Pool", rows: list[int]) -> "Pool":
+        """``pool`` plus new rows, gathering only the new rows' arrays (likes grow the pool in place)."""
+        from scipy.sparse import vstack
+
+        known = set(pool.rows)
+        extra = self.pool([r for r in rows if r not in known])
+        if not len(extra):
+            return pool
+        return Pool(pool.rows + extra.rows, pool.ids + extra.ids, np.vstack([pool.vectors, extra.vectors]),
+                    vstack([pool.tags, extra.tags], format="csr"), np.concatenate([pool.engagement, extra.engagement]))
+
     def rank_rows(
         self, query: Query, rows: "list[int] | Pool", vector: np.ndarray | None, k: int,
         filter_disliked: bool | None = None,
@@ -331,13 +343,10 @@ class Recommender:
             pool.engagement,
             cat.tag_share(pool.tags, query.liked_tags),
             dislike,
-            np.array([events.get(i, 0.0) for i in ids]) if events else None,
-            np.array([i in events for i in ids], dtype=bool) if events else None,
+            *pool.event_arrays(events),
             self.weights,
         )
-        keep = None
-        if query.exclude_ids:
-            keep = np.fromiter((i not in query.exclude_ids for i in ids), dtype=bool, count=len(ids))
+        keep = pool.mask(query.exclude_ids) if query.exclude_ids else None
         if filter_disliked:
             keep = (dislike <= 0) if keep is None else keep & (dislike <= 0)
         chosen = rank.select(ids, scores, k, self.weights, pool.vectors, keep)
@@ -350,7 +359,7 @@ class Recommender:
         return Result(items=items, cold_start=query.is_cold)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Pool:
     """A candidate pool: catalogue rows with their ids, vectors, tag rows and engagement, aligned."""
 
@@ -362,6 +371,30 @@ class Pool:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        return {i: n for n, i in enumerate(self.ids)}
+
+    def event_arrays(self, events: Mapping[str, float]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(event totals, touched) aligned with the pool; work in the number of events, not the pool size."""
+        if not events:
+            return None, None
+        totals, touched = np.zeros(len(self.ids)), np.zeros(len(self.ids), dtype=bool)
+        for item_id, total in events.items():
+            n = self.position.get(item_id)
+            if n is not None:
+                totals[n], touched[n] = total, True
+        return totals, touched
+
+    def mask(self, exclude: Iterable[str]) -> np.ndarray:
+        """True for pool members not in ``exclude``."""
+        keep = np.ones(len(self.ids), dtype=bool)
+        for item_id in exclude:
+            n = self.position.get(item_id)
+            if n is not None:
+                keep[n] = False
+        return keep
 
 
 # -- which collection is active ---------------------------------------------------------------

@@ -112,7 +112,7 @@ def strip_markers(pieces: Iterator[str]) -> Iterator[str]:
 
 
 class Explainer:
-    def __init__(self, backend: ChatBackend | None, titles: TitleIndex | None = None, max_tokens: int = 120,
+    def __init__(self, backend: ChatBackend | None, titles: TitleIndex | None = None, max_tokens: int = 90,
                  explain_top: int = 3):
         self.backend = backend
         self.titles = titles

@@ -1,0 +1,293 @@
+"""ReDial evaluation, following the standardised re-evaluation protocol (Kostric & Balog, SIGIR 2026).
+
+* A case is a respondent (recommender) message that mentions at least one movie (``@id`` with the
+  id a key of ``movieMentions``) and has at least one earlier message; every movie it mentions is
+  one (case, ground truth) pair. With ``fresh_only``, only movies not mentioned earlier count.
+* The system sees only the earlier messages, with ``@id`` replaced by the movie's name, and ranks
+  all ReDial movies (movies mentioned earlier are left out when ``fresh_only``).
+* Metrics: Recall@1/10/50, NDCG@10, MRR (over the top 50; a miss counts 0).
+
+The ranking is the product's own path: each earlier seeker message goes through the same
+extractor and profile update as ``chatrec chat``; the request text is the recent context; the
+recommender retrieves and ranks with the fused score. The ReDial movies are joined to the
+enriched catalogue (MovieLens/TMDB) by normalised title + year, title-only where no match exists.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from chatrec import profile as prof
+from chatrec.catalog import Item
+from chatrec.titles import normalise_title
+
+MENTION = re.compile(r"@(\d+)")
+NAME = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
+KS = (1, 10, 50)
+CONTEXT_MESSAGES = 4
+
+PUBLISHED_FRESH = {  # fresh-only (dedup) R@1 / R@10 / R@50, from the issue
+    "KBRD": (0.017, 0.148, 0.300), "KGSF": (0.016, 0.147, 0.327), "UniCRS": (0.024, 0.180, 0.335),
+    "MESE": (0.025, 0.159, 0.361), "ReFICR": (0.018, 0.213, 0.465),
+}
+
+
+class RedialError(ValueError):
+    pass
+
+
+# -- data --------------------------------------------------------------------------------------
+def load_conversations(path: Path, limit: int | None = None) -> list[dict]:
+    out = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                conv = json.loads(line)
+                conv["messages"], conv["movieMentions"]  # noqa: B018 (shape check)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RedialError(f"{path}:{n}: not a ReDial conversation ({exc})") from None
+            out.append(conv)
+            if limit and len(out) >= limit:
+                break
+    return out
+
+
+def parse_movie_name(name: str) -> tuple[str, int | None]:
+    name = " ".join(name.split())
+    m = NAME.match(name)
+    return (m.group(1).strip(), int(m.group(2))) if m else (name.strip(), None)
+
+
+def load_movies(path: Path) -> list[tuple[str, str, int | None, int]]:
+    """(movieId, title, year, nbMentions) from ``movies_with_mentions.csv``."""
+    rows = []
+    with Path(path).open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        for n, row in enumerate(reader, 2):
+            try:
+                title, year = parse_movie_name(row["movieName"])
+                rows.append((row["movieId"].strip(), title, year, int(row.get("nbMentions") or 0)))
+            except (KeyError, ValueError, AttributeError) as exc:
+                raise RedialError(f"{path}:{n}: bad movie row ({exc})") from None
+    if not rows:
+        raise RedialError(f"{path}: no movies")
+    return rows
+
+
+def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
+    """ReDial movies as catalogue items: enriched metadata where normalised title + year match
+    (year ±1 as a second pass), title-only otherwise. Returns the items and the match counts."""
+    by_key: dict[tuple[str, int | None], Item] = {}
+    by_title: dict[str, list[Item]] = {}
+    for it in enriched:
+        for t in (it.title, *it.aka):
+            by_key.setdefault((normalise_title(t), it.year), it)
+            by_title.setdefault(normalise_title(t), []).append(it)
+    items, exact, near = [], 0, 0
+    for movie_id, title, year, mentions in movies:
+        key = normalise_title(title)
+        hit = by_key.get((key, year))
+        if hit is not None:
+            exact += 1
+        elif year is not None:
+            hit = by_key.get((key, year - 1)) or by_key.get((key, year + 1))
+            near += hit is not None
+        elif len(by_title.get(key, ())) == 1:  # no year given: only an unambiguous title
+            hit = by_title[key][0]
+            near += 1
+        if hit is not None:
+            items.append(Item(
+                id=movie_id, title=title, year=year or hit.year, text=hit.text, tags=hit.tags, genres=hit.genres,
+                keywords=hit.keywords, n_ratings=hit.n_ratings, mean_rating=hit.mean_rating,
+                recent_ratings=hit.recent_ratings, popularity=float(mentions), aka=hit.aka,
+            ))
+        else:
+            items.append(Item(id=movie_id, title=title, year=year, popularity=float(mentions)))
+    counts = {"movies": len(items), "matched": exact + near, "matched_exact": exact, "matched_near": near,
+              "match_rate": round((exact + near) / len(items), 4)}
+    return items, counts
+
+
+# -- cases -------------------------------------------------------------------------------------
+@dataclass
+class Case:
+    conversation: str
+    context: list[tuple[str, str]]  # (role, text with @id replaced by names), earlier messages only
+    targets: list[str]  # ground-truth movie ids of this message
+    earlier: set[str]  # movies mentioned before this message
+
+
+def render(text: str, mentions: dict[str, str]) -> str:
+    return MENTION.sub(lambda m: " ".join(mentions.get(m.group(1), m.group(0)).split()), text)
+
+
+def cases(conv: dict, fresh_only: bool) -> Iterator[Case]:
+    mentions = {k: v for k, v in conv["movieMentions"].items() if v}
+    seeker = conv.get("initiatorWorkerId")
+    respondent = conv.get("respondentWorkerId")
+    context: list[tuple[str, str]] = []
+    earlier: set[str] = set()
+    for msg in conv["messages"]:
+        ids = [i for i in dict.fromkeys(MENTION.findall(msg.get("text", ""))) if i in mentions]
+        if msg.get("senderWorkerId") == respondent and ids and context:
+            targets = [i for i in ids if not (fresh_only and i in earlier)]
+            if targets:
+                yield Case(str(conv.get("conversationId", "")), list(context), targets, set(earlier))
+        role = "user" if msg.get("senderWorkerId") == seeker else "assistant"
+        context.append((role, render(msg.get("text", ""), mentions)))
+        earlier.update(ids)
+
+
+# -- metrics -----------------------------------------------------------------------------------
+def metrics(ranks: list[int | None]) -> dict:
+    """``ranks``: the 1-based rank of each pair's movie in the top 50, or None."""
+    n = len(ranks)
+    out: dict[str, float | int] = {"n_pairs": n}
+    for k in KS:
+        out[f"recall@{k}"] = round(sum(1 for r in ranks if r is not None and r <= k) / n, 4) if n else 0.0
+    out["ndcg@10"] = round(sum(1 / math.log2(r + 1) for r in ranks if r is not None and r <= 10) / n, 4) if n else 0.0
+    out["mrr"] = round(sum(1 / r for r in ranks if r is not None) / n, 4) if n else 0.0
+    return out
+
+
+def rank_of(target: str, ranked: list[str]) -> int | None:
+    try:
+        return ranked.index(target) + 1
+    except ValueError:
+        return None
+
+
+# -- the systems -------------------------------------------------------------------------------
+class ProductRanker:
+    """The chat path: extractor → profile → retrieve → fused score, on the ReDial catalogue."""
+
+    def __init__(self, recommender, extractor, fresh_only: bool):
+        self.rec = recommender
+        self.extractor = extractor
+        self.fresh_only = fresh_only
+        # cases of one conversation arrive in order: fold each seeker message into the profile once
+        self._state: tuple[str, int, prof.Profile] = ("", 0, prof.Profile())
+
+    def profile(self, case: Case) -> prof.Profile:
+        conv, done, p = self._state
+        if conv != case.conversation or done > len(case.context):
+            done, p = 0, prof.Profile()
+        for i in range(done, len(case.context)):
+            role, text = case.context[i]
+            if role == "user":
+                prefs = self.extractor.extract(text, case.context[max(0, i - 4):i])
+                mentioned = {m.id: m.sentiment or 0.5 for m in prefs.items if m.id}  # a bare mention leans liked
+                p = prof.apply_preferences(p, prefs.liked_tags, prefs.disliked_tags, mentioned)
+        self._state = (case.conversation, len(case.context), p)
+        return p
+
+    def rank(self, case: Case, k: int = 50) -> list[str]:
+        from chatrec.recommender import Query
+
+        p = self.profile(case)
+        text = " ".join(t for _, t in case.context[-CONTEXT_MESSAGES:])
+        exclude = frozenset(case.earlier) if self.fresh_only else frozenset()
+        query = Query(text=text, liked_tags=p.liked_tags, disliked_tags=p.disliked_tags,
+                      liked_items={i: w for i, w in p.liked_items.items()}, exclude_ids=exclude)
+        return [r.item.id for r in self.rec.recommend(query, k=k).items]
+
+
+class EmbeddingRanker:
+    """Baseline: cosine of the recent context's embedding alone (Chroma top-k)."""
+
+    def __init__(self, recommender, fresh_only: bool):
+        self.rec = recommender
+        self.fresh_only = fresh_only
+
+    def rank(self, case: Case, k: int = 50) -> list[str]:
+        text = " ".join(t for _, t in case.context[-CONTEXT_MESSAGES:])
+        vec = self.rec.store.embedder.query(text)
+        hits = [i for i, _ in self.rec.store.query(vec, k + len(case.earlier))]
+        if self.fresh_only:
+            hits = [i for i in hits if i not in case.earlier]
+        return hits[:k]
+
+
+class PopularityRanker:
+    """Baseline: mention counts in training conversations (or the movies file's counts)."""
+
+    def __init__(self, counts: Counter, fresh_only: bool):
+        self.order = [i for i, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        self.fresh_only = fresh_only
+
+    def rank(self, case: Case, k: int = 50) -> list[str]:
+        out = []
+        for i in self.order:
+            if self.fresh_only and i in case.earlier:
+                continue
+            out.append(i)
+            if len(out) == k:
+                break
+        return out
+
+
+def mention_counts(conversations: Iterable[dict]) -> Counter:
+    counts: Counter = Counter()
+    for conv in conversations:
+        for msg in conv["messages"]:
+            counts.update(i for i in MENTION.findall(msg.get("text", "")) if i in conv["movieMentions"])
+    return counts
+
+
+def run(rankers: dict, all_cases: list[Case]) -> dict:
+    results = {}
+    for name, ranker in rankers.items():
+        t0 = time.perf_counter()
+        ranks = []
+        for case in all_cases:
+            ranked = ranker.rank(case)
+            ranks.extend(rank_of(t, ranked) for t in case.targets)
+        figures = metrics(ranks)
+        figures["ms_per_case"] = round((time.perf_counter() - t0) * 1000 / max(len(all_cases), 1), 2)
+        results[name] = figures
+    return results
+
+
+def sentiment_pairs(conv: dict, extractor) -> Iterator[tuple[int, float]]:
+    """(gold liked 0/1, sentiment read from the seeker's own messages) per seeker-mentioned movie."""
+    mentions = {k: v for k, v in conv["movieMentions"].items() if v}
+    seeker = conv.get("initiatorWorkerId")
+    read: dict[str, list[float]] = {}
+    history: list[tuple[str, str]] = []
+    for msg in conv["messages"]:
+        text = render(msg.get("text", ""), mentions)
+        ids = [i for i in MENTION.findall(msg.get("text", "")) if i in mentions]
+        if msg.get("senderWorkerId") == seeker and ids:
+            prefs = extractor.extract(text, history[-4:])
+            by_id = {m.id: m.sentiment for m in prefs.items if m.id}
+            for i in ids:
+                read.setdefault(i, []).append(by_id.get(i, prefs.sentiment))
+        history.append(("user" if msg.get("senderWorkerId") == seeker else "assistant", text))
+    for movie, answer in (conv.get("initiatorQuestions") or {}).items():
+        if movie in read and isinstance(answer, dict) and answer.get("liked") in (0, 1):
+            yield int(answer["liked"]), float(np.mean(read[movie]))
+
+
+def macro_f1(gold: list[int], pred: list[int]) -> float:
+    scores = []
+    for label in (0, 1):
+        tp = sum(1 for g, p in zip(gold, pred) if g == p == label)
+        fp = sum(1 for g, p in zip(gold, pred) if p == label and g != label)
+        fn = sum(1 for g, p in zip(gold, pred) if g == label and p != label)
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        scores.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+    return sum(scores) / 2
+

@@ -1,0 +1,110 @@
+"""The ReDial protocol: cases, fresh-only, metrics, catalogue join; and the command on real data."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from chatrec.catalog import Item
+from chatrec.eval import redial
+from conftest import SHARED, run_cli
+
+CONV = {
+    "conversationId": "c1",
+    "initiatorWorkerId": 1,
+    "respondentWorkerId": 2,
+    "movieMentions": {"10": "Alien  (1979)", "20": "Heat (1995)", "30": "Up (2009)"},
+    "initiatorQuestions": {"10": {"liked": 1}, "20": {"liked": 0}, "30": {"liked": 2}},
+    "messages": [
+        {"senderWorkerId": 2, "text": "Have you seen @10 ?"},  # respondent, but no earlier message
+        {"senderWorkerId": 1, "text": "I loved @10 but I hated @20"},
+        {"senderWorkerId": 2, "text": "Then try @30 or @10"},
+        {"senderWorkerId": 1, "text": "ok"},
+        {"senderWorkerId": 2, "text": "@99 is unknown, @30 again"},
+    ],
+}
+
+
+def test_cases_follow_the_protocol():
+    all_cases = list(redial.cases(CONV, fresh_only=False))
+    assert [c.targets for c in all_cases] == [["30", "10"], ["30"]]
+    first = all_cases[0]
+    assert first.context[-1] == ("user", "I loved Alien (1979) but I hated Heat (1995)")  # names, not @ids
+    assert first.earlier == {"10", "20"}
+    fresh = list(redial.cases(CONV, fresh_only=True))
+    assert [c.targets for c in fresh] == [["30"]]  # @10 was mentioned before; @30 again is not fresh
+
+
+def test_metrics():
+    m = redial.metrics([1, 5, 40, None])
+    assert m["n_pairs"] == 4
+    assert m["recall@1"] == 0.25 and m["recall@10"] == 0.5 and m["recall@50"] == 0.75
+    assert m["ndcg@10"] == pytest.approx(round((1 + 1 / 2.584963) / 4, 4), abs=1e-4)
+    assert m["mrr"] == pytest.approx(round((1 + 0.2 + 1 / 40) / 4, 4))
+
+
+def test_join_catalogue_by_title_and_year():
+    enriched = [Item(id="1", title="Alien", year=1979, genres=("Horror", "Sci-Fi"), n_ratings=100),
+                Item(id="2", title="The Heat", year=2013, genres=("Comedy",)),
+                Item(id="3", title="Up", year=2009, genres=("Animation",))]
+    movies = [("10", "Alien", 1979, 5), ("20", "Heat", 1995, 3), ("30", "Up", 2010, 1), ("40", "Up", None, 1)]
+    items, counts = redial.join_catalogue(movies, enriched)
+    by_id = {it.id: it for it in items}
+    assert by_id["10"].genres == ("Horror", "Sci-Fi") and by_id["10"].popularity == 5.0
+    assert by_id["20"].genres == ()  # "Heat (1995)" is not "The Heat (2013)": title-only
+    assert by_id["30"].genres == ("Animation",)  # year off by one
+    assert by_id["40"].genres == ("Animation",)  # no year, unambiguous title
+    assert counts["matched"] == 3 and counts["match_rate"] == 0.75
+
+
+def test_popularity_ranker_skips_earlier_mentions_when_fresh_only():
+    ranker = redial.PopularityRanker(Counter({"10": 9, "30": 5, "20": 1}), fresh_only=True)
+    case = next(redial.cases(CONV, fresh_only=True))
+    assert ranker.rank(case, k=2) == ["30"]  # 10 and 20 were mentioned earlier
+
+
+def test_movie_names_parse_with_double_spaces():
+    assert redial.parse_movie_name("Bridesmaids  (2011)") == ("Bridesmaids", 2011)
+    assert redial.parse_movie_name("How to Train Your Dragon ") == ("How to Train Your Dragon", None)
+
+
+def test_sentiment_pairs_read_the_seekers_words():
+    class Fake:
+        def extract(self, text, history=()):
+            from chatrec.llm.extract import MentionedItem, Preferences
+
+            items = [MentionedItem(title="Alien", id="10", sentiment=0.8),
+                     MentionedItem(title="Heat", id="20", sentiment=-0.7)]
+            return Preferences(items=items)
+
+    assert sorted(redial.sentiment_pairs(CONV, Fake())) == [(0, -0.7), (1, 0.8)]
+    assert redial.macro_f1([0, 1, 1], [0, 1, 1]) == 1.0
+
+
+def test_bad_input_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": []}\n')
+    with pytest.raises(redial.RedialError, match="bad.jsonl:1"):
+        redial.load_conversations(bad)
+
+
+@pytest.mark.slow
+def test_eval_redial_command_on_real_conversations(default_data_dir):
+    if not (SHARED / "redial").is_dir():
+        pytest.skip("../shared/data/redial is not on this machine")
+    proc = run_cli(
+        "eval", "redial", "--conversations", str(SHARED / "redial" / "valid_100.jsonl"),
+        "--movies", str(SHARED / "redial" / "movies_with_mentions.csv"), "--fresh-only", "--limit", "15",
+        "--baselines", "--json", env={"CHATREC_DATA_DIR": str(default_data_dir)}, timeout=1500,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    for key in ("n_pairs", "recall@1", "recall@10", "recall@50", "ndcg@10", "mrr"):
+        assert key in data
+    assert data["n_pairs"] > 10 and 0 <= data["recall@1"] <= data["recall@10"] <= data["recall@50"] <= 1
+    assert set(data["baselines"]) == {"popularity", "embedding"}
+    assert 0.4 < data["catalogue_match"]["match_rate"] <= 1
+    # the user's active collection is untouched by the evaluation
+    assert json.loads((default_data_dir / "active.json").read_text())["collection"] == "movies"
