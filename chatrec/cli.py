@@ -451,8 +451,7 @@ def eval_redial(
 @eval_app.command("redial-sentiment")
 def eval_redial_sentiment(
     conversations: Annotated[Path, typer.Option("--conversations", help="ReDial conversations (JSONL).")],
-    movies: Annotated[Path, typer.Option("--movies", help="movies_with_mentions.csv (for title matching).")] = Path(
-        "../shared/data/redial/movies_with_mentions.csv"),
+    movies: Annotated[Path, typer.Option("--movies", help="movies_with_mentions.csv (for title matching).")],
     llm: LLMChoice = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1)] = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
