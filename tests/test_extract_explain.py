@@ -183,3 +183,13 @@ def test_echoed_delimiters_are_dropped_from_the_stream():
     assert run(["OK"]) == "OK" and run(["I think ", "<<<x"]) == "I think <<<x"
     # token by token: ordinary text is not held back
     assert list(strip_markers(iter(["1.", " Heat", " fits"]))) == ["1.", " Heat", " fits"]
+
+
+def test_a_genre_word_that_is_also_a_title_is_not_an_off_list_title():
+    titles = TitleIndex([("1", "Heat", 1995, 0.5, ()), ("9", "Romance", 1999, 0.9, ())])
+    item = Item(id="1", title="Heat", year=1995, genres=("Crime", "Romance"))
+    rec = Recommendation(item, Breakdown(0.9, 0.5, 0.5, 0.0, 0.7, ("romance",)))
+    explainer = Explainer(None, titles)
+    assert explainer.check("1. Heat (1995) — Crime, Romance; a tense classic", [rec]) is None
+    plain = Recommendation(Item(id="1", title="Heat", year=1995, genres=("Crime",)), Breakdown(0.9, 0.5, 0.5, 0.0, 0.7))
+    assert explainer.check("1. Heat fits, and so does Romance (1999)", [plain]) is not None

@@ -14,6 +14,7 @@ Failures surface as :class:`LLMError`; callers fall back to rules and templates.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import logging
@@ -123,6 +124,20 @@ class ChatBackend(ABC):
 # -- local: llama.cpp ----------------------------------------------------------------------------
 _LOCAL_MODELS: dict[tuple[str, int], object] = {}
 _LOCAL_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_local_models() -> None:
+    """Free llama.cpp models before interpreter teardown; freeing them from ``__del__`` during
+    shutdown prints an "Exception ignored" traceback (llama-cpp-python's globals are gone by then)."""
+    for chat in _LOCAL_MODELS.values():
+        close = getattr(getattr(chat, "client", None), "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # shutting down anyway  # noqa: BLE001
+                pass
+    _LOCAL_MODELS.clear()
 
 
 class LocalBackend(ChatBackend):

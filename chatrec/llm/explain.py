@@ -171,9 +171,12 @@ class Explainer:
             normalise_title(a) for r in recs for a in r.item.aka
         }
         allowed_ids = {r.item.id for r in recs}
+        # Genre and tag words of the picks are facts, not titles ("Romance" is also a 1999 film).
+        facts = {normalise_title(t) for r in recs for t in (*r.item.genres, *r.breakdown.matched_tags)}
         if self.titles is not None:
             for m in self.titles.find(text):
-                if m.item_id not in allowed_ids and normalise_title(re.sub(r"\(\d{4}\)", "", m.text)) not in allowed:
+                mention = normalise_title(re.sub(r"\(\d{4}\)", "", m.text))
+                if m.item_id not in allowed_ids and mention not in allowed and mention not in facts:
                     return f"names an item not in the list: {m.text!r}"
         # "Title (Year)" patterns must be on the list even when the catalogue does not know them
         for title, _year in re.findall(r"([A-Z][\w'’:&\- ]{1,60}?)\s*\((\d{4})\)", text):
