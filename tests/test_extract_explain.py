@@ -193,3 +193,10 @@ def test_a_genre_word_that_is_also_a_title_is_not_an_off_list_title():
     assert explainer.check("1. Heat (1995) — Crime, Romance; a tense classic", [rec]) is None
     plain = Recommendation(Item(id="1", title="Heat", year=1995, genres=("Crime",)), Breakdown(0.9, 0.5, 0.5, 0.0, 0.7))
     assert explainer.check("1. Heat fits, and so does Romance (1999)", [plain]) is not None
+
+
+def test_a_listed_title_with_a_made_up_year_is_rejected():
+    rec = Recommendation(Item(id="1", title="Alien", year=1979, genres=("Horror",)), Breakdown(0.9, 0.5, 0.5, 0.0, 0.7))
+    explainer = Explainer(None)
+    assert explainer.check("1. Alien (1979) — a horror classic in space", [rec]) is None
+    assert "wrong year" in explainer.check("1. Alien (2007) — a horror classic in space", [rec])

@@ -179,8 +179,13 @@ class Explainer:
                 if m.item_id not in allowed_ids and mention not in allowed and mention not in facts:
                     return f"names an item not in the list: {m.text!r}"
         # "Title (Year)" patterns must be on the list even when the catalogue does not know them
-        for title, _year in re.findall(r"([A-Z][\w'’:&\- ]{1,60}?)\s*\((\d{4})\)", text):
+        years = {normalise_title(t): r.item.year for r in recs for t in (r.item.title, *r.item.aka)}
+        for title, year in re.findall(r"([A-Z][\w'’:&\- ]{1,60}?)\s*\((\d{4})\)", text):
             norm = normalise_title(title)
             if norm and not any(norm.endswith(a) or a.endswith(norm) for a in allowed if a):
                 return f"names an item not in the list: {title!r}"
+            known = years.get(norm) if norm in years else next(
+                (y for a, y in years.items() if a and (norm.endswith(a) or a.endswith(norm))), None)
+            if known and int(year) != known:  # a listed title with a made-up year is a false statement
+                return f"wrong year for {title.strip()!r}: {year}, not {known}"
         return None
