@@ -87,6 +87,14 @@ class StateStore:
             (user_id, now, now),
         )
 
+    @staticmethod
+    def _put_profile(conn, user_id: str, profile: Profile, now: float) -> None:
+        conn.execute(
+            "INSERT INTO profiles(user_id, profile, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT(user_id) DO UPDATE SET profile = excluded.profile, updated = excluded.updated",
+            (user_id, json.dumps(profile.to_json()), now),
+        )
+
     # -- profiles -------------------------------------------------------------------------------
     def load_profile(self, user_id: str) -> Profile:
         with self._lock:
@@ -101,11 +109,7 @@ class StateStore:
     def save_profile(self, user_id: str, profile: Profile) -> None:
         with self._tx() as conn:
             self._touch(conn, user_id)
-            conn.execute(
-                "INSERT INTO profiles(user_id, profile, updated) VALUES (?, ?, ?) "
-                "ON CONFLICT(user_id) DO UPDATE SET profile = excluded.profile, updated = excluded.updated",
-                (user_id, json.dumps(profile.to_json()), time.time()),
-            )
+            self._put_profile(conn, user_id, profile, time.time())
 
     def record_turn(self, user_id: str, profile: Profile, messages: list[tuple[str, str]]) -> None:
         """A turn's messages and the profile it produced, in one transaction."""
@@ -116,11 +120,7 @@ class StateStore:
                 "INSERT INTO messages(user_id, role, content, ts) VALUES (?, ?, ?, ?)",
                 [(user_id, role, content, now) for role, content in messages],
             )
-            conn.execute(
-                "INSERT INTO profiles(user_id, profile, updated) VALUES (?, ?, ?) "
-                "ON CONFLICT(user_id) DO UPDATE SET profile = excluded.profile, updated = excluded.updated",
-                (user_id, json.dumps(profile.to_json()), now),
-            )
+            self._put_profile(conn, user_id, profile, now)
 
     def record_event(self, user_id: str, item_id: str, event: str, profile: Profile) -> None:
         with self._tx() as conn:
@@ -128,11 +128,7 @@ class StateStore:
             now = time.time()
             conn.execute("INSERT INTO events(user_id, item_id, event, ts) VALUES (?, ?, ?, ?)",
                          (user_id, item_id, event, now))
-            conn.execute(
-                "INSERT INTO profiles(user_id, profile, updated) VALUES (?, ?, ?) "
-                "ON CONFLICT(user_id) DO UPDATE SET profile = excluded.profile, updated = excluded.updated",
-                (user_id, json.dumps(profile.to_json()), now),
-            )
+            self._put_profile(conn, user_id, profile, now)
 
     def history(self, user_id: str, limit: int = 50) -> list[tuple[str, str]]:
         with self._lock:

@@ -14,15 +14,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import re
 import sys
-import tempfile
 import unicodedata
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
+
 from typing import Iterable, Iterator
+
+from chatrec.builders import atomic_output
 
 MOVIELENS_DIR = "movielens-ml-latest-small"
 TMDB_FILE = Path("tmdb-5000") / "tmdb_5000_movies.csv"
@@ -422,22 +423,11 @@ def build_records(source: Path) -> tuple[list[dict], dict[str, int]]:
 
 
 def write_jsonl_atomic(records: Iterable[dict], out: Path) -> None:
-    """Write one JSON object per line to a temp file beside ``out``, then rename over it."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            for record in records:
-                fh.write(json.dumps(record, ensure_ascii=False, sort_keys=False))
-                fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """One JSON object per line, written atomically."""
+    with atomic_output(out) as raw:
+        for record in records:
+            raw.write(json.dumps(record, ensure_ascii=False, sort_keys=False).encode("utf-8"))
+            raw.write(b"\n")
 
 
 def build(source: Path, out: Path) -> dict:

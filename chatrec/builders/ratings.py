@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from chatrec.builders import atomic_output
 
 RATINGS = Path("movielens-ml-latest-small") / "ratings.csv"
 COLUMNS = ("userId", "movieId", "rating", "timestamp")
@@ -49,22 +49,12 @@ def read_rows(path: Path) -> list[tuple[str, str, str, str]]:
 
 
 def write_gz_atomic(rows: list[tuple[str, ...]], out: Path) -> None:
-    """Write to a temp file beside ``out``, then rename over it (readers never see half a file)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            # filename="" keeps the temp file's name out of the gzip header; mtime=0 the clock.
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-                gz.write((",".join(COLUMNS) + "\n").encode())
-                gz.write("".join(",".join(r) + "\n" for r in rows).encode())
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Deterministic gzip CSV, written atomically."""
+    with atomic_output(out) as raw:
+        # filename="" keeps the temp file's name out of the gzip header; mtime=0 the clock.
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+            gz.write((",".join(COLUMNS) + "\n").encode())
+            gz.write("".join(",".join(r) + "\n" for r in rows).encode())
 
 
 def build(source: Path, out: Path) -> dict:
