@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import IO
 
 
+class SourceError(Exception):
+    """A builder's input is missing or malformed; the message names the file (and line)."""
+
+
 @contextmanager
 def atomic_output(out: Path) -> Iterator[IO[bytes]]:
     """A binary file that appears at ``out`` only when complete: written beside it, synced, renamed over it

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from typing import Iterable, Iterator
 
-from chatrec.builders import atomic_output
+from chatrec.builders import SourceError, atomic_output
 
 MOVIELENS_DIR = "movielens-ml-latest-small"
 TMDB_FILE = Path("tmdb-5000") / "tmdb_5000_movies.csv"
@@ -69,10 +69,6 @@ _TRAILING_ARTICLE = re.compile(rf"^(?P<body>.+?),\s*(?P<art>{_ARTICLE_ALT})\s*(?
 # "(1995)" at the end; a range "(2006–2007)" (TV series) keeps its first year.
 _YEAR = re.compile(r"^(?P<body>.*?)\s*\((?P<year>\d{4})(?:\s*[-–]\s*\d{4})?\)$")
 _AKA_PREFIX = re.compile(r"^(?:a\.\s*k\.\s*a\.?|aka\.?)\s+", re.IGNORECASE)
-
-
-class SourceError(Exception):
-    """The source folder, a required file or a required column is missing."""
 
 
 # --------------------------------------------------------------------------- pure helpers

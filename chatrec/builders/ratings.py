@@ -17,14 +17,10 @@ import gzip
 import sys
 from pathlib import Path
 
-from chatrec.builders import atomic_output
+from chatrec.builders import SourceError, atomic_output
 
 RATINGS = Path("movielens-ml-latest-small") / "ratings.csv"
 COLUMNS = ("userId", "movieId", "rating", "timestamp")
-
-
-class SourceError(Exception):
-    """The source file is missing or a row cannot be read."""
 
 
 def read_rows(path: Path) -> list[tuple[str, str, str, str]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import re
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ import numpy as np
 
 from chatrec import profile as prof
 from chatrec.catalog import Item
+from chatrec.eval.movielens import ndcg, rank_of
 from chatrec.titles import normalise_title
 
 MENTION = re.compile(r"@(\d+)")
@@ -157,16 +157,9 @@ def metrics(ranks: list[int | None]) -> dict:
     out: dict[str, float | int] = {"n_pairs": n}
     for k in KS:
         out[f"recall@{k}"] = round(sum(1 for r in ranks if r is not None and r <= k) / n, 4) if n else 0.0
-    out["ndcg@10"] = round(sum(1 / math.log2(r + 1) for r in ranks if r is not None and r <= 10) / n, 4) if n else 0.0
+    out["ndcg@10"] = round(sum(ndcg(r, 10) for r in ranks) / n, 4) if n else 0.0
     out["mrr"] = round(sum(1 / r for r in ranks if r is not None) / n, 4) if n else 0.0
     return out
-
-
-def rank_of(target: str, ranked: list[str]) -> int | None:
-    try:
-        return ranked.index(target) + 1
-    except ValueError:
-        return None
 
 
 # -- the systems -------------------------------------------------------------------------------
@@ -253,7 +246,7 @@ def run(rankers: dict, all_cases: list[Case]) -> dict:
         ranks = []
         for case in all_cases:
             ranked = ranker.rank(case)
-            ranks.extend(rank_of(t, ranked) for t in case.targets)
+            ranks.extend(rank_of(ranked, t, k=max(KS)) for t in case.targets)
         figures = metrics(ranks)
         figures["ms_per_case"] = round((time.perf_counter() - t0) * 1000 / max(len(all_cases), 1), 2)
         results[name] = figures
