@@ -154,7 +154,9 @@ def recommend(
         err.print(f"Built the index: {built.total} items in {built.seconds:.1f}s.")
     liked, unknown_like = rec.resolve_tags(like_tag)
     disliked, unknown_dislike = rec.resolve_tags(dislike_tag)
-    warnings = []
+    from chatrec.engine import clean_message
+
+    text, warnings = clean_message(text)  # same limits as a chat message (control chars, bad UTF-8, 1 MB)
     for tag, close in {**unknown_like, **unknown_dislike}.items():
         hint = f"; closest known: {', '.join(close)}" if close else ""
         warnings.append(f"unknown tag {tag!r}{hint}")
@@ -384,7 +386,34 @@ def _redial_setup(settings, movies: Path, llm_needed: bool):
     rec.store.index(items, source=str(movies), progress=update)
     backend = _backend(settings, required=True) if llm_needed and settings.llm != "none" else None
     extractor = build_extractor(settings, rec.catalogue, backend, rec.store.embedder)
-    return rec, extractor, match, redial_movies
+    return rec, extractor, match, redial_movies, items
+
+
+def _rating_likes(settings):
+    from chatrec.behaviour import InteractionError, read_interactions
+
+    if settings.interactions is None:
+        return []
+    try:
+        return read_interactions(settings.interactions, settings.liked_rating)
+    except InteractionError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _redial_behaviour(settings, rec, redial_movies, items, evaluated, train) -> dict:
+    """Everyone's behaviour for the ReDial catalogue, built so that no evaluated conversation informs its
+    own ranking: the movie file's mention counts less the evaluated conversations' own mentions, MovieLens
+    likes of the joined movies, and co-mentions from the training conversations (minus evaluated ones)."""
+    from chatrec.behaviour import Behaviour
+    from chatrec.eval.redial import behaviour_logs, mention_counts, mention_prior
+
+    evaluated_ids = {str(c.get("conversationId")) for c in evaluated}
+    train = [c for c in train if str(c.get("conversationId")) not in evaluated_ids]
+    prior = mention_prior(redial_movies, rec.catalogue.ids, mention_counts(evaluated))
+    logs = [(log, 1.0) for log in behaviour_logs(items, rec.catalogue.table.index_of, _rating_likes(settings), train)
+            if log.n_likes]
+    rec.use_behaviour(Behaviour(tuple(logs)) if logs else None, prior)
+    return {"training_conversations": len(train), **(Behaviour(tuple(logs)).describe() if logs else {})}
 
 
 def _conversations(path: Path, limit: int | None):
@@ -405,12 +434,15 @@ def eval_redial(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="First N conversations.")] = None,
     baselines: Annotated[bool, typer.Option("--baselines", help="Also popularity and embedding-only.")] = False,
     train: Annotated[
-        Optional[Path], typer.Option("--train", help="Training conversations for the popularity baseline "
-                                     "(default: the movies file's mention counts).")
+        Optional[list[Path]], typer.Option("--train", help="Training conversations (repeatable): their co-mentions "
+                                           "join everyone's behaviour and their mention counts make the popularity "
+                                           "baseline (default: the movies file's counts).")
     ] = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Recall@1/10/50, NDCG@10 and MRR on ReDial, the standardised protocol (see chatrec/eval/redial.py)."""
+    """Recall@1/10/50, NDCG@10 and MRR on ReDial, the standardised protocol (see chatrec/eval/redial.py).
+
+    The ranking uses the weights `chatrec tune --save` stored for the ReDial collection, if any."""
     from collections import Counter
 
     from chatrec.eval import redial
@@ -418,17 +450,21 @@ def eval_redial(
     t0 = time.perf_counter()
     settings = _with_llm(_settings(), llm if llm is not None else "none")
     convs = _conversations(conversations, limit)
-    rec, extractor, match, redial_movies = _redial_setup(settings, movies, llm_needed=True)
+    rec, extractor, match, redial_movies, items = _redial_setup(settings, movies, llm_needed=True)
+    train_convs = [c for path in train or () for c in _conversations(path, None)]
+    behaviour = _redial_behaviour(settings, rec, redial_movies, items, convs, train_convs)
     cases = [c for conv in convs for c in redial.cases(conv, fresh_only)]
     rankers = {"system": redial.ProductRanker(rec, extractor, fresh_only)}
     if baselines:
-        counts = (redial.mention_counts(_conversations(train, None)) if train
+        counts = (redial.mention_counts(train_convs) if train
                   else Counter({m[0]: m[3] for m in redial_movies}))
         rankers["popularity"] = redial.PopularityRanker(counts, fresh_only)
         rankers["embedding"] = redial.EmbeddingRanker(rec, fresh_only)
     results = redial.run(rankers, cases)
     payload = {**results["system"], "conversations": len(convs), "cases": len(cases), "fresh_only": fresh_only,
-               "llm": settings.llm, "catalogue_match": match}
+               "llm": settings.llm, "catalogue_match": match, "behaviour": behaviour,
+               "weights": {k: getattr(rec.weights, k) for k in ("similarity", "behaviour", "content",
+                                                                 "collaborative", "mmr_lambda")}}
     if baselines:
         payload["baselines"] = {k: v for k, v in results.items() if k != "system"}
         payload["published_fresh_only"] = {m: dict(zip(("recall@1", "recall@10", "recall@50"), v))
@@ -461,7 +497,7 @@ def eval_redial_sentiment(
 
     settings = _with_llm(_settings(), llm if llm is not None else "none")
     convs = _conversations(conversations, limit)
-    _, extractor, _, _ = _redial_setup(settings, movies, llm_needed=True)
+    _, extractor, _, _, _ = _redial_setup(settings, movies, llm_needed=True)
     pairs = [p for conv in convs for p in redial.sentiment_pairs(conv, extractor)]
     if not pairs:
         raise UserError("no seeker-mentioned movie with a liked/disliked label in these conversations")
@@ -487,7 +523,7 @@ def eval_redial_sentiment(
 @eval_app.command("movielens")
 def eval_movielens(
     ratings: Annotated[Path, typer.Option("--ratings", help="Ratings (userId,movieId,rating,timestamp; .csv.gz).")]
-    = Path(__file__).resolve().parent.parent / "data" / "eval" / "ml_ratings.csv.gz",
+    = Path(__file__).resolve().parent.parent / "data" / "ratings.csv.gz",
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Score the first N users only.")] = None,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Popularity and item-kNN.")] = True,
     json_: Annotated[bool, typer.Option("--json")] = False,
@@ -512,17 +548,107 @@ def eval_movielens(
         out.print(f"{name:10} HR@10 {fig['hr@10']:.4f}  NDCG@10 {fig['ndcg@10']:.4f}")
 
 
+@app.command()
+def tune(
+    conversations: Annotated[list[Path], typer.Option("--conversations", help="ReDial conversations (JSONL); "
+                                                      "repeat to pool files, e.g. train_500 and valid_100.")],
+    movies: Annotated[Path, typer.Option("--movies", help="movies_with_mentions.csv (the ranked catalogue).")],
+    folds: Annotated[int, typer.Option("--folds", min=2, max=20, help="Cross-validation folds (by conversation).")]
+    = 5,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=2, help="First N conversations of each file.")] = None,
+    ablation: Annotated[bool, typer.Option("--ablation", help="Also one row per behaviour change, each "
+                                           "cross-validated the same way.")] = False,
+    save: Annotated[bool, typer.Option("--save", help="Fit on all folds and save the weights for the ReDial "
+                                       "collection (used by `eval redial`; paper defaults elsewhere).")] = False,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Learn wS, wB, wC, the collaborative share and the MMR λ by K-fold cross-validation on ReDial.
+
+    Every figure printed is held out: each fold is scored with weights fitted on the other folds and
+    with everyone's behaviour (mention counts, co-mentions) built without it."""
+    from datetime import datetime, timezone
+
+    from chatrec.eval.tuning import Tuner, Variant, paper_point
+    from chatrec.rank import Weights
+
+    t0 = time.perf_counter()
+    settings = _with_llm(_settings(), "none").model_copy(update={"use_tuned": False})
+    convs = [c for path in conversations for c in _conversations(path, limit)]
+    if len(convs) < folds:
+        raise UserError(f"{len(convs)} conversations cannot make {folds} folds")
+    rec, extractor, match, redial_movies, items = _redial_setup(settings, movies, llm_needed=False)
+    base = settings.weights()
+    say = (lambda _: None) if json_ else (lambda line: err.print(line))
+    tuner = Tuner(rec, extractor, convs, redial_movies, items, _rating_likes(settings), k=folds, progress=say)
+    full = Variant("tuned: mention prior + MovieLens + co-mentions")
+    prepared = tuner.prepare(full)
+    rows = []
+    if ablation:
+        steps = [
+            (Variant("before: rating prior, no collaborative", mention_prior=False, movielens=False,
+                     co_mentions=False), True),
+            (Variant("+ mention-count prior", movielens=False, co_mentions=False), True),
+            (Variant("+ MovieLens co-likes in B", co_mentions=False), True),
+            (full, True),
+        ]
+        for variant, paper in steps:
+            folds_v = prepared if variant is full else tuner.prepare(variant)
+            rows.append(tuner.cross_validate(variant, base, fixed=paper_point(base), folds=folds_v).summary()
+                        | {"variant": variant.name.replace("tuned: ", "") + " (paper weights)"})
+            if variant is not full:
+                rows.append(tuner.cross_validate(variant, base, folds=folds_v).summary()
+                            | {"variant": variant.name + " (tuned weights)"})
+    tuned = tuner.cross_validate(full, base, folds=prepared).summary()
+    paper = tuner.cross_validate(full, base, fixed=paper_point(base), folds=prepared).summary()
+    payload = {"conversations": len(convs), "cases": sum(f.n_cases for f in prepared), "folds": folds,
+               "catalogue_match": match, "tuned": tuned, "paper_defaults": paper}
+    if rows:
+        payload["ablation"] = rows + [tuned]
+    if save:
+        point = tuner.fit(prepared, base)
+        from chatrec.settings import load_tuned
+        from chatrec.store import _atomic_write_bytes
+
+        data = load_tuned(settings.tuned_file)
+        data[rec.store.collection_name] = {
+            "weights": point, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": "chatrec " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["tune"] else "chatrec tune",
+            "cross_validated": {k: tuned[k] for k in ("n_pairs", "recall@1", "recall@10", "recall@50",
+                                                        "recall@1_sd", "recall@10_sd", "recall@50_sd")},
+        }
+        _atomic_write_bytes(settings.tuned_file,
+                            lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
+        payload["saved"] = {"path": str(settings.tuned_file), "collection": rec.store.collection_name, "weights": point}
+    payload["seconds"] = round(time.perf_counter() - t0, 1)
+    if json_:
+        sys.stdout.write(json.dumps(payload) + "\n")
+        return
+    out.print(f"{payload['cases']} cases from {len(convs)} conversations, {folds}-fold cross-validation, "
+              f"fresh-only; catalogue match {match['match_rate']:.1%}")
+    out.print(f"{'configuration':58} {'R@1':>11} {'R@10':>11} {'R@50':>11} {'ms/case':>8}")
+    for row in payload.get("ablation", [paper, tuned]):
+        out.print(f"{row['variant'][:58]:58} " + " ".join(
+            f"{row[k]:.3f}±{row[k + '_sd']:.3f}" for k in ("recall@1", "recall@10", "recall@50"))
+            + f" {row['ms_per_case']:8.1f}")
+    for f in tuned["per_fold"]:
+        out.print(f"fold {f['fold']}: weights {f['weights']}")
+    if save:
+        out.print(f"saved {payload['saved']['weights']} for {payload['saved']['collection']!r} "
+                  f"to {payload['saved']['path']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: configure logging once and turn known errors into one clear line."""
     from chatrec.catalog import CatalogError
     from chatrec.embed import EmbedderError
+    from chatrec.state import StateError
     from chatrec.store import StoreError
 
     level = os.environ.get("CHATREC_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
     try:
         app(args=argv, standalone_mode=False)
-    except (UserError, CatalogError, StoreError, EmbedderError) as exc:
+    except (UserError, CatalogError, StoreError, EmbedderError, StateError) as exc:  # StateError: full/read-only disk
         err.print(f"[bold red]error:[/] {exc}", markup=True)
         return 2
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ profile across restarts.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,29 @@ CLARIFY = (
 )
 EVENT_VERBS = {"like": "Liked", "dislike": "Disliked", "watched": "Marked as watched", "purchase": "Bought",
                "view": "Viewed", "click": "Opened", "skip": "Skipped"}
+
+
+#: Longest message read. The embedder reads ~256 word pieces and the model a 2k-token window, so a
+#: longer message adds nothing but time: a 1 MB paste took minutes of tokenising before this cap.
+MAX_MESSAGE_CHARS = 2000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_message(text: str, limit: int = MAX_MESSAGE_CHARS) -> tuple[str, list[str]]:
+    """A user message made safe to process, and notes for the user about what was changed.
+
+    Control characters (terminal escapes, NUL, backspace) become spaces; lone surrogates (from
+    invalid UTF-8 read with ``surrogateescape``, or a broken client) become U+FFFD, because the
+    tokenizer, SQLite and llama.cpp all refuse them; text past ``limit`` characters is dropped.
+    """
+    notes: list[str] = []
+    text = _SURROGATE.sub("\ufffd", text or "")
+    text = _CONTROL.sub(" ", text).strip()
+    if len(text) > limit:
+        notes.append(f"Your message was long ({len(text):,} characters); I read only the first {limit:,}.")
+        text = text[:limit].rstrip()
+    return text, notes
 
 
 class EngineError(ValueError):
@@ -101,9 +125,9 @@ class ChatEngine:
     # -- one message ------------------------------------------------------------------------------
     def turn(self, session: Session, text: str) -> Reply:
         t0 = time.perf_counter()
-        text = text.strip()
+        text, notes = clean_message(text)
         prefs = self.extractor.extract(text, session.history[-6:]) if text else None
-        notes = [n for n in (prefs.notes if prefs else []) if n.startswith("LLM unavailable")]
+        notes += [n for n in (prefs.notes if prefs else []) if n.startswith("LLM unavailable")]
         mentioned = {m.id: m.sentiment for m in prefs.items if m.id} if prefs else {}
         unclear = prefs is None or prof.is_unclear(prefs.liked_tags, prefs.disliked_tags, mentioned, prefs.query)
         if prefs is not None:
@@ -244,14 +268,18 @@ class ChatEngine:
         rec = self.recommender
         query = self._query(session)
         vector = rec.user_vector(query)
+        collab = rec.collaborative(query)
         if fresh:
-            session.pool = rec.retrieve(query, vector)
+            session.pool = rec.retrieve(query, vector, collab)
             session.arrays = None
+        else:  # a like changes who the user resembles: their favourites join the pool
+            known = set(session.pool)
+            session.pool = session.pool + [r for r in rec.collab_rows(collab) if r not in known]
         if session.arrays is None:
             session.arrays = rec.pool(session.pool)
         elif len(session.arrays) != len(session.pool):
             session.arrays = rec.extend_pool(session.arrays, session.pool[len(session.arrays):])
-        session.shown = rec.rank_rows(query, session.arrays, vector, self.k).items
+        session.shown = rec.rank_rows(query, session.arrays, vector, self.k, collab=collab).items
 
     def _pick(self, session: Session, which: int | str) -> Recommendation:
         if isinstance(which, int) or (isinstance(which, str) and which.strip().isdigit()):

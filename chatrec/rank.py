@@ -10,8 +10,11 @@ How each component is normalised to [0, 1] (see also README "Ranking"):
   weakest candidate 0. When the pool's spread is tiny (< 1e-6) we fall back to ``clip(cos, 0, 1)``.
 * B (behaviour): ``share_user · B_user + (1 - share_user) · B_global`` where
   ``B_user = 1 - exp(-events / user_scale)`` saturates the user's own weighted events on the item,
-  and ``B_global`` is the catalogue-wide engagement prior already in [0, 1] (see
-  :func:`global_engagement`). With no user events, B is the global prior alone.
+  and ``B_global`` is everyone's behaviour: the catalogue-wide engagement prior in [0, 1] (see
+  :func:`global_engagement`), blended when the user has liked items with the collaborative score
+  (items liked by the same people, :mod:`chatrec.behaviour`):
+  ``B_global = (1 - collaborative) · prior + collaborative · collab``. With no user events and no
+  liked items, B is the global prior alone.
 * C (content): ``sum(w_t for liked tags t the item has) / sum(w_t for all liked tags)``.
 * penalty: ``penalty_weight · sum(d_t for disliked tags the item has) / sum(d_t)``, subtracted
   from the fused score; with the default weight of 1 an item carrying every disliked tag
@@ -50,6 +53,7 @@ class Weights:
     content: float = 0.2
     penalty: float = 1.0
     mmr_lambda: float = 0.8
+    collaborative: float = 0.5
     user_share: float = 0.6
     user_scale: float = 5.0
 
@@ -60,6 +64,8 @@ class Weights:
                 raise ValueError(f"weight {name} must be a finite number >= 0, got {value!r}")
         if not 0.0 <= self.mmr_lambda <= 1.0:
             raise ValueError(f"mmr_lambda must be in [0, 1], got {self.mmr_lambda!r}")
+        if not 0.0 <= self.collaborative <= 1.0:
+            raise ValueError(f"collaborative must be in [0, 1], got {self.collaborative!r}")
         if not 0.0 <= self.user_share <= 1.0:
             raise ValueError(f"user_share must be in [0, 1], got {self.user_share!r}")
 
@@ -193,11 +199,13 @@ def fuse(
     event_totals: np.ndarray | None = None,
     has_events: np.ndarray | None = None,
     weights: Weights = Weights(),
+    collab: np.ndarray | None = None,
 ) -> Scores:
     """Vectorised fused score over a pool (same definitions as the module docstring).
 
     ``content``/``dislike`` are the liked/disliked tag-match shares in [0, 1]; ``event_totals`` the
-    user's weighted events per candidate and ``has_events`` whether the user touched it at all.
+    user's weighted events per candidate and ``has_events`` whether the user touched it at all;
+    ``collab`` the collaborative score in [0, 1] (None when the user has liked nothing).
     """
     n = len(cosines)
     sims = rescale_similarity(np.asarray(cosines, dtype=np.float64))
@@ -208,7 +216,11 @@ def fuse(
     else:
         b_user = np.zeros(n)
     share = np.where(touched, weights.user_share, 0.0)
-    b = share * b_user + (1.0 - share) * np.clip(np.asarray(engagement, dtype=np.float64), 0.0, 1.0)
+    b_global = np.clip(np.asarray(engagement, dtype=np.float64), 0.0, 1.0)
+    if collab is not None:
+        beta = weights.collaborative
+        b_global = (1.0 - beta) * b_global + beta * np.clip(np.asarray(collab, dtype=np.float64), 0.0, 1.0)
+    b = share * b_user + (1.0 - share) * b_global
     c = np.asarray(content, dtype=np.float64)
     penalty = np.minimum(weights.penalty * np.asarray(dislike, dtype=np.float64), 1.0)
     score = weights.similarity * sims + weights.behaviour * b + weights.content * c - penalty
@@ -253,7 +265,8 @@ def select(
 ) -> list[int]:
     """Indices of the list to show: drop ``~keep``, choose a diverse top-k with MMR, best score first.
 
-    Ties are broken by id, so equal inputs always give the same list.
+    Equal scores keep their pool order at the top-k cut-off and are shown by id, so equal inputs always
+    give the same list.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")

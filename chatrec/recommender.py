@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from chatrec import rank
+from chatrec.behaviour import Behaviour, InteractionError, log_for, read_interactions
 from chatrec.catalog import Item, load_catalog, tag_key
 from chatrec.settings import Settings
 from chatrec.store import IndexReport, ItemStore, ItemTable, StoreError
@@ -29,6 +30,7 @@ TAG_CANDIDATES = 150
 POPULAR_CANDIDATES = 60
 LIKED_SEEDS = 5  # the most recently liked items whose neighbours join the pool
 NEIGHBOURS = 20
+COLLAB_CANDIDATES = 100  # items most liked by the same people as the user's liked items
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,6 @@ class Catalogue:
 class Recommender:
     def __init__(self, settings: Settings, store: ItemStore | None = None, collection: str | None = None):
         self.settings = settings
-        self.weights = settings.weights()
         self.store = store or ItemStore(
             data_dir=settings.data_dir,
             collection=collection or settings.collection or active_collection(settings.data_dir),
@@ -184,7 +185,60 @@ class Recommender:
             embed_batch_size=settings.embed_batch_size,
             embedding_backend=settings.embedding_backend,
         )
+        self.weights = settings.weights(self.store.collection_name)
         self._catalogue: Catalogue | None = None
+        self._behaviour: Behaviour | None | bool = False  # False: not loaded yet
+        self._prior: np.ndarray | None = None
+        self._popular: np.ndarray | None = None
+
+    # -- everyone's behaviour -----------------------------------------------------------------
+    @property
+    def behaviour(self) -> Behaviour | None:
+        """The collaborative model over this catalogue, from ``settings.interactions`` (loaded on first
+        use); None when switched off or when the log names none of this catalogue's items."""
+        if self._behaviour is False:
+            self._behaviour = self._load_behaviour()
+        return self._behaviour or None
+
+    def _load_behaviour(self) -> Behaviour | None:
+        path = self.settings.interactions
+        if path is None:
+            return None
+        try:
+            likes = read_interactions(path, self.settings.liked_rating)
+        except InteractionError as exc:
+            raise StoreError(f"{exc} (set CHATREC_INTERACTIONS to a valid log, or to nothing to switch it off)") from None
+        cat = self.catalogue
+        log = log_for(Path(path).name, likes, cat.table.index_of, len(cat.ids))
+        if log.n_likes == 0:
+            log_ = logging.getLogger(__name__)
+            log_.info("the interaction log %s names no item of this catalogue: no collaborative score", path)
+            return None
+        return Behaviour(((log, 1.0),))
+
+    def use_behaviour(self, behaviour: Behaviour | None, prior: np.ndarray | None = None) -> None:
+        """Replace everyone's behaviour: the collaborative model and/or the popularity prior (evaluations
+        pass logs and counts built from training data only)."""
+        self._behaviour = behaviour
+        self._prior = None if prior is None else np.asarray(prior, dtype=np.float64)
+        self._popular = None if prior is None else np.argsort(-self._prior, kind="stable")
+
+    @property
+    def prior(self) -> np.ndarray:
+        return self.catalogue.engagement if self._prior is None else self._prior
+
+    @property
+    def popular_order(self) -> np.ndarray:
+        return self.catalogue.popular_order if self._popular is None else self._popular
+
+    def collaborative(self, query: "Query") -> np.ndarray | None:
+        """Collaborative scores over the whole catalogue for the query's liked items, or None."""
+        behaviour = self.behaviour
+        if behaviour is None or not query.liked_items:
+            return None
+        index_of = self.catalogue.table.index_of
+        liked = {index_of[i]: w for i, w in query.liked_items.items() if i in index_of and w > 0}
+        return behaviour.collaborative(liked) if liked else None
 
     # -- index --------------------------------------------------------------------------------
     def index_file(
@@ -252,7 +306,7 @@ class Recommender:
         vec = np.sum(parts, axis=0)
         return vec / (np.linalg.norm(vec) or 1.0)
 
-    def candidates(self, query: Query, vector: np.ndarray | None) -> list[int]:
+    def candidates(self, query: Query, vector: np.ndarray | None, collab: np.ndarray | None = None) -> list[int]:
         cat = self.catalogue
         rows: dict[int, None] = {}
         if vector is not None:
@@ -267,9 +321,19 @@ class Recommender:
             row = cat.table.index_of.get(ident)
             if row is not None:
                 rows[row] = None
-        for row in cat.popular_order[:POPULAR_CANDIDATES]:
+        for row in self.collab_rows(collab):
+            rows[row] = None
+        for row in self.popular_order[:POPULAR_CANDIDATES]:
             rows[int(row)] = None
         return list(rows)
+
+    @staticmethod
+    def collab_rows(collab: np.ndarray | None, n: int = COLLAB_CANDIDATES) -> list[int]:
+        """The rows most liked by the same people as the user's liked items, best first."""
+        if collab is None or not len(collab):
+            return []
+        top = np.argpartition(-collab, min(n, len(collab) - 1))[:n]
+        return [int(r) for r in top[np.argsort(-collab[top], kind="stable")] if collab[r] > 0]
 
     def neighbours(self, item_ids: Iterable[str], n: int = 30) -> list[int]:
         """Rows of the items nearest to each given item (in-memory vectors, no store query)."""
@@ -296,12 +360,14 @@ class Recommender:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         vector = self.user_vector(query, unknown_like)
-        return self.rank_rows(query, self.retrieve(query, vector), vector, k, filter_disliked)
+        collab = self.collaborative(query)
+        return self.rank_rows(query, self.retrieve(query, vector, collab), vector, k, filter_disliked, collab)
 
-    def retrieve(self, query: Query, vector: np.ndarray | None) -> list[int]:
-        """The candidate pool: near the user vector (Chroma), carrying liked tags, popular, and the
-        neighbourhood of the most recently liked items. Chat, CLI and evaluations all use this."""
-        rows = self.candidates(query, vector)
+    def retrieve(self, query: Query, vector: np.ndarray | None, collab: np.ndarray | None = None) -> list[int]:
+        """The candidate pool: near the user vector (Chroma), carrying liked tags, popular, liked by the
+        same people as the user's liked items, and the embedding neighbourhood of the most recently
+        liked items. Chat, CLI and evaluations all use this."""
+        rows = self.candidates(query, vector, collab)
         seen = set(rows)
         rows += [r for r in self.neighbours(list(query.liked_items)[-LIKED_SEEDS:], n=NEIGHBOURS) if r not in seen]
         return rows
@@ -310,7 +376,7 @@ class Recommender:
         """The arrays ranking needs for a candidate pool, gathered once (re-ranks reuse them)."""
         cat = self.catalogue
         rows = list(dict.fromkeys(int(r) for r in rows))
-        return Pool(rows, [cat.ids[r] for r in rows], cat.matrix[rows], cat.tag_matrix[rows], cat.engagement[rows])
+        return Pool(rows, [cat.ids[r] for r in rows], cat.matrix[rows], cat.tag_matrix[rows], self.prior[rows])
 
     def extend_pool(self, pool: "Pool", rows: list[int]) -> "Pool":
         """``pool`` plus new rows, gathering only the new rows' arrays (likes grow the pool in place)."""
@@ -325,31 +391,36 @@ class Recommender:
 
     def rank_rows(
         self, query: Query, rows: "list[int] | Pool", vector: np.ndarray | None, k: int,
-        filter_disliked: bool | None = None,
+        filter_disliked: bool | None = None, collab: np.ndarray | None | bool = True,
     ) -> Result:
         """Rank a candidate pool (the engine re-ranks its current pool after feedback this way).
 
         Vectorised over the pool; only the k shown items get their Breakdown objects built.
+        ``collab``: the catalogue-wide collaborative scores when the caller has them, True to compute them.
         """
+        if collab is True:
+            collab = self.collaborative(query)
+        features = self.features(query, rows, vector, collab)
+        filter_disliked = self.settings.filter_disliked if filter_disliked is None else filter_disliked
+        chosen, scores = features.choose(self.weights, k, filter_disliked)
+        return self.result(query, features, chosen, scores)
+
+    def features(self, query: Query, rows: "list[int] | Pool", vector: np.ndarray | None,
+                 collab: np.ndarray | None) -> "Features":
+        """Everything the fused score needs for a pool, weight-free (tuning re-fuses these per setting)."""
         cat = self.catalogue
         pool = rows if isinstance(rows, Pool) else self.pool(rows)
-        filter_disliked = self.settings.filter_disliked if filter_disliked is None else filter_disliked
-        ids = pool.ids
-        cosines = pool.vectors @ vector.astype(np.float32) if vector is not None else np.zeros(len(ids))
-        events = query.user_events
-        dislike = cat.tag_share(pool.tags, query.disliked_tags)
-        scores = rank.fuse(
-            cosines,
-            pool.engagement,
-            cat.tag_share(pool.tags, query.liked_tags),
-            dislike,
-            *pool.event_arrays(events),
-            self.weights,
+        cosines = pool.vectors @ vector.astype(np.float32) if vector is not None else np.zeros(len(pool))
+        totals, touched = pool.event_arrays(query.user_events)
+        return Features(
+            pool=pool, cosines=cosines, content=cat.tag_share(pool.tags, query.liked_tags),
+            dislike=cat.tag_share(pool.tags, query.disliked_tags), event_totals=totals, has_events=touched,
+            collab=None if collab is None else collab[pool.rows],
+            keep=pool.mask(query.exclude_ids) if query.exclude_ids else None,
         )
-        keep = pool.mask(query.exclude_ids) if query.exclude_ids else None
-        if filter_disliked:
-            keep = (dislike <= 0) if keep is None else keep & (dislike <= 0)
-        chosen = rank.select(ids, scores, k, self.weights, pool.vectors, keep)
+
+    def result(self, query: Query, features: "Features", chosen: list[int], scores: rank.Scores) -> Result:
+        cat, pool = self.catalogue, features.pool
         items = []
         for i in chosen:
             tags = cat.tag_keys[pool.rows[i]]
@@ -357,6 +428,32 @@ class Recommender:
             _, disliked = rank.tag_match(tags, query.disliked_tags)
             items.append(Recommendation(cat.items[pool.rows[i]], rank.breakdown(scores, i, matched, disliked)))
         return Result(items=items, cold_start=query.is_cold)
+
+
+@dataclass(frozen=True, eq=False)
+class Features:
+    """A pool's weight-free ranking inputs, aligned with ``pool``."""
+
+    pool: "Pool"
+    cosines: np.ndarray
+    content: np.ndarray
+    dislike: np.ndarray
+    event_totals: np.ndarray | None
+    has_events: np.ndarray | None
+    collab: np.ndarray | None
+    keep: np.ndarray | None
+
+    def scores(self, weights: rank.Weights) -> rank.Scores:
+        return rank.fuse(self.cosines, self.pool.engagement, self.content, self.dislike, self.event_totals,
+                         self.has_events, weights, self.collab)
+
+    def choose(self, weights: rank.Weights, k: int, filter_disliked: bool = False) -> tuple[list[int], rank.Scores]:
+        """The pool positions to show, best first, and the scores they were chosen by."""
+        scores = self.scores(weights)
+        keep = self.keep
+        if filter_disliked:
+            keep = (self.dislike <= 0) if keep is None else keep & (self.dislike <= 0)
+        return rank.select(self.pool.ids, scores, k, weights, self.pool.vectors, keep), scores
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CATALOG = PROJECT_ROOT / "data" / "movies.jsonl"
 DEFAULT_COLLECTION = "movies"
+DEFAULT_INTERACTIONS = PROJECT_ROOT / "data" / "ratings.csv.gz"
+TUNED_FILE = "tuned_weights.json"
 
 
 class Settings(BaseSettings):
@@ -57,6 +59,19 @@ class Settings(BaseSettings):
     w_content: float = Field(0.2, ge=0)
     w_penalty: float = Field(1.0, ge=0)
     mmr_lambda: float = Field(0.8, ge=0, le=1)
+    collaborative: float = Field(
+        0.5, ge=0, le=1, description="Share of B that is collaborative (items liked by the same people) "
+        "rather than the popularity prior, once the user has liked something.",
+    )
+    interactions: Path | None = Field(
+        DEFAULT_INTERACTIONS, description="Interaction log for the collaborative score (CSV: user, item, "
+        "optional rating/weight); empty to switch it off.",
+    )
+    liked_rating: float = Field(4.0, description="A rating at or above this is a like in the interaction log.")
+    use_tuned: bool = Field(
+        True, description="Use weights saved by `chatrec tune --save` for the active collection, when there are any "
+        "(CHATREC_W_* variables still win).",
+    )
     candidates: int = Field(200, ge=10, le=5000, description="Semantic candidates fetched from Chroma.")
     filter_disliked: bool = Field(False, description="Drop items with a disliked tag instead of penalising.")
 
@@ -80,6 +95,11 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return Path(os.path.expanduser(str(value)))
 
+    @field_validator("interactions", mode="before")
+    @classmethod
+    def _optional_path(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"
@@ -88,16 +108,39 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
 
-    def weights(self):
+    @property
+    def tuned_file(self) -> Path:
+        return self.data_dir / TUNED_FILE
+
+    def weights(self, collection: str | None = None):
+        """The fused-score weights: the paper's defaults, replaced by the weights `chatrec tune --save`
+        stored for ``collection`` (when ``use_tuned``), with any weight set explicitly (CHATREC_W_*,
+        or a keyword) winning over both."""
         from chatrec.rank import Weights
 
-        return Weights(
-            similarity=self.w_similarity,
-            behaviour=self.w_behaviour,
-            content=self.w_content,
-            penalty=self.w_penalty,
-            mmr_lambda=self.mmr_lambda,
-        )
+        names = {"w_similarity": "similarity", "w_behaviour": "behaviour", "w_content": "content",
+                 "w_penalty": "penalty", "mmr_lambda": "mmr_lambda", "collaborative": "collaborative"}
+        values = {field: getattr(self, field) for field in names}
+        if self.use_tuned and collection:
+            tuned = load_tuned(self.tuned_file).get(collection, {}).get("weights", {})
+            values.update({f: float(tuned[f]) for f in names if f in tuned and f not in self.model_fields_set})
+        return Weights(**{names[f]: v for f, v in values.items()})
+
+
+def load_tuned(path: Path) -> dict:
+    """{collection: {"weights": {...}, ...}} as `chatrec tune --save` wrote it; {} when absent or unreadable
+    (a damaged file must not stop recommendations: the paper's defaults apply)."""
+    import json
+    import logging
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        logging.getLogger(__name__).warning("ignoring %s: %s", path, exc)
+        return {}
 
 
 @lru_cache(maxsize=1)

@@ -58,21 +58,47 @@ def test_disliked_item_never_returns_in_the_session(engine):
             assert gone not in {r.item.id for r in engine.more(s).recommendations}
 
 
-def test_liked_item_pulls_similar_items_up(engine, recommender):
-    s = engine.session("u-like")
+def _like_third_pick(engine, user):
+    s = engine.session(user)
     engine.turn(s, "an animated movie").text()
     liked = s.shown[2]
+    before = list(s.shown)
+    after = engine.feedback(s, 3, "like").recommendations
+    assert s.profile.liked_items == {liked.item.id: 1.0}
+    return liked, [r for r in before if r.item.id != liked.item.id], [r for r in after if r.item.id != liked.item.id]
+
+
+def test_liked_item_pulls_similar_items_up(engine, recommender):
+    """Without the interaction log, a like pulls up items whose embeddings are near the liked one."""
+    behaviour = recommender.behaviour
+    recommender.use_behaviour(None)
+    try:
+        liked, before, after = _like_third_pick(engine, "u-like")
+    finally:
+        recommender.use_behaviour(behaviour)
     cat = recommender.catalogue
     vec = cat.matrix[cat.table.index_of[liked.item.id]]
 
     def closeness(recs):
-        return np.mean([float(cat.matrix[cat.table.index_of[r.item.id]] @ vec)
-                        for r in recs if r.item.id != liked.item.id])
+        return np.mean([float(cat.matrix[cat.table.index_of[r.item.id]] @ vec) for r in recs])
 
-    before = closeness(s.shown)
-    after = engine.feedback(s, 3, "like").recommendations
-    assert closeness(after) > before
-    assert s.profile.liked_items == {liked.item.id: 1.0}
+    assert closeness(after) > closeness(before)
+
+
+def test_liked_item_pulls_co_liked_items_up(engine, recommender):
+    """With everyone's behaviour (MovieLens likes), a like pulls up what the same people liked."""
+    from chatrec.recommender import Query
+
+    assert recommender.behaviour is not None
+    liked, before, after = _like_third_pick(engine, "u-like-collab")
+    collab = recommender.collaborative(Query(liked_items={liked.item.id: 1.0}))
+    index_of = recommender.catalogue.table.index_of
+
+    def co_liked(recs):
+        return np.mean([collab[index_of[r.item.id]] for r in recs])
+
+    assert co_liked(after) > co_liked(before)
+    assert any(r.breakdown.behaviour > 0 for r in after)
 
 
 def test_feedback_needs_no_llm_and_no_store_query(recommender, tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from chatrec.eval import movielens as ml
 from chatrec.eval.movielens import Case, Rating
 
 ROOT = Path(__file__).resolve().parent.parent
-RATINGS_GZ = ROOT / "data" / "eval" / "ml_ratings.csv.gz"
+RATINGS_GZ = ROOT / "data" / "ratings.csv.gz"
 
 
 def case(user: int, items: str, test: str, rating: float = 4.0) -> Case:

@@ -1,8 +1,8 @@
-"""Build ``data/eval/ml_ratings.csv.gz``: MovieLens latest-small ratings for the leave-last-out eval.
+"""Build ``data/ratings.csv.gz``: MovieLens latest-small ratings for the leave-last-out eval.
 
 Usage::
 
-    python -m chatrec.builders.ratings --source ../shared/data --out data/eval/ml_ratings.csv.gz
+    python -m chatrec.builders.ratings --source ../shared/data --out data/ratings.csv.gz
 
 Same four columns as ``ratings.csv`` (values copied verbatim), LF line endings, rows sorted by
 (userId, timestamp, movieId) numerically, gzip with mtime 0 and no file name in the header, so
@@ -63,12 +63,12 @@ def build(source: Path, out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m chatrec.builders.ratings",
-        description="Build data/eval/ml_ratings.csv.gz from MovieLens latest-small ratings.csv.",
+        description="Build data/ratings.csv.gz from MovieLens latest-small ratings.csv.",
     )
     parser.add_argument("--source", type=Path, default=Path("..") / "shared" / "data",
                         help="folder holding movielens-ml-latest-small/ (default: ../shared/data)")
-    parser.add_argument("--out", type=Path, default=Path("data") / "eval" / "ml_ratings.csv.gz",
-                        help="output gzip CSV (default: data/eval/ml_ratings.csv.gz)")
+    parser.add_argument("--out", type=Path, default=Path("data") / "ratings.csv.gz",
+                        help="output gzip CSV (default: data/ratings.csv.gz)")
     args = parser.parse_args(argv)
     try:
         counts = build(args.source, args.out)

@@ -112,12 +112,58 @@ def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
                 id=movie_id, title=title, year=year or hit.year, text=hit.text, tags=hit.tags, genres=hit.genres,
                 keywords=hit.keywords, n_ratings=hit.n_ratings, mean_rating=hit.mean_rating,
                 recent_ratings=hit.recent_ratings, popularity=float(mentions), aka=hit.aka,
+                extra={"source_id": hit.id},  # the enriched item: its MovieLens likes become ReDial likes
             ))
         else:
             items.append(Item(id=movie_id, title=title, year=year, popularity=float(mentions)))
     counts = {"movies": len(items), "matched": exact + near, "matched_exact": exact, "matched_near": near,
               "match_rate": round((exact + near) / len(items), 4)}
     return items, counts
+
+
+# -- everyone's behaviour, ReDial edition ----------------------------------------------------------
+def conversation_items(conv: dict) -> list[str]:
+    """The movies named in a conversation (by either side), first mention first."""
+    ids: dict[str, None] = {}
+    for msg in conv["messages"]:
+        for i in MENTION.findall(msg.get("text", "")):
+            if conv["movieMentions"].get(i):
+                ids[i] = None
+    return list(ids)
+
+
+def mention_prior(movies, ids: list[str], minus: Counter | None = None) -> np.ndarray:
+    """The popularity prior of the ReDial catalogue: ``log1p(mentions) / log1p(max)`` from the movies
+    file's counts, less ``minus`` (the evaluated conversations' own mentions: a conversation must not
+    raise the prior of the movies it is scored on)."""
+    position = {i: n for n, i in enumerate(ids)}
+    counts = np.zeros(len(ids))
+    for movie_id, _, _, mentions in movies:
+        if movie_id in position:
+            counts[position[movie_id]] = mentions
+    for movie_id, n in (minus or {}).items():
+        if movie_id in position:
+            counts[position[movie_id]] = max(counts[position[movie_id]] - n, 0)
+    top = np.log1p(counts.max(initial=0))
+    return np.log1p(counts) / top if top > 0 else counts
+
+
+def behaviour_logs(items: list[Item], index_of: dict[str, int], rating_likes, train_conversations=()):
+    """The two interaction logs over the ReDial catalogue: MovieLens likes of each joined movie, and the
+    movies named together in training conversations (each conversation one "user")."""
+    from chatrec.behaviour import log_for
+
+    joined: dict[str, list[int]] = {}
+    for it in items:
+        source = it.extra.get("source_id") if it.extra else None
+        if source is not None and it.id in index_of:
+            joined.setdefault(str(source), []).append(index_of[it.id])
+    logs = [log_for("movielens-likes", rating_likes, joined, len(index_of))]
+    if train_conversations:
+        pairs = ((f"conv:{c.get('conversationId', n)}", i) for n, c in enumerate(train_conversations)
+                 for i in conversation_items(c))
+        logs.append(log_for("redial-co-mentions", pairs, index_of, len(index_of)))
+    return logs
 
 
 # -- cases -------------------------------------------------------------------------------------

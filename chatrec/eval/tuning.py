@@ -1,0 +1,252 @@
+"""Learned weights: fit wS, wB, wC, the collaborative share and the MMR λ on ReDial by cross-validation.
+
+The conversations are split into K folds by conversation. Every case of fold g is prepared once
+through the product path (extractor → profile → user vector → candidate pool → weight-free features,
+:meth:`chatrec.recommender.Recommender.features`), with everyone's behaviour built *without* fold g:
+the popularity prior less fold g's own mentions, co-mentions from the other folds only. A weight
+setting is then scored by re-fusing the cached features, which is cheap, so a grid search is possible.
+
+For held-out fold f, the weights are chosen on the cases of the other folds (each of those still
+scored with behaviour that excludes its own fold) and then measured once on fold f. The reported
+figures are the held-out ones: mean and spread over folds, and pooled over all pairs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from chatrec import rank
+from chatrec.behaviour import Behaviour
+from chatrec.eval.movielens import rank_of
+from chatrec.eval.redial import (
+    CONTEXT_MESSAGES, KS, Case, ProductRanker, behaviour_logs, cases, mention_counts, mention_prior, metrics,
+)
+
+#: the fused-score simplex searched (wS + wB + wC = 1: the dislike penalty and MMR keep their meaning)
+GRID_STEP = 0.1
+COLLAB_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+MMR_GRID = (1.0, 0.95, 0.9, 0.8)
+
+
+@dataclass
+class Prepared:
+    features: object  # recommender.Features
+    targets: list[str]
+
+
+@dataclass
+class Fold:
+    prepared: list[Prepared]
+    n_cases: int
+    ranking_seconds: float  # retrieve + features + one fused ranking, summed over the cases
+
+
+@dataclass
+class Variant:
+    """What everyone's behaviour holds in one configuration (an ablation row)."""
+
+    name: str
+    mention_prior: bool = True
+    movielens: bool = True
+    co_mentions: bool = True
+    co_mention_weight: float = 1.0
+
+
+@dataclass
+class CVResult:
+    variant: str
+    per_fold: list[dict] = field(default_factory=list)
+    pooled: dict = field(default_factory=dict)
+    ms_per_case: float = 0.0
+
+    def summary(self) -> dict:
+        out = {"variant": self.variant, **{k: self.pooled[k] for k in ("n_pairs", "recall@1", "recall@10", "recall@50",
+                                                                          "ndcg@10", "mrr")}}
+        for k in ("recall@1", "recall@10", "recall@50"):
+            out[f"{k}_sd"] = round(float(np.std([f["held_out"][k] for f in self.per_fold])), 4)
+        out["ms_per_case"] = round(self.ms_per_case, 2)
+        out["per_fold"] = self.per_fold
+        return out
+
+
+def folds_of(conversations: Sequence[dict], k: int) -> list[int]:
+    """Fold of each conversation: round-robin over the given order (deterministic, balanced)."""
+    return [n % k for n in range(len(conversations))]
+
+
+def simplex(step: float = GRID_STEP) -> list[tuple[float, float, float]]:
+    n = round(1 / step)
+    return [(a / n, b / n, (n - a - b) / n) for a in range(n + 1) for b in range(n + 1 - a)]
+
+
+def weights_of(point: dict, base: rank.Weights) -> rank.Weights:
+    return replace(base, similarity=point["w_similarity"], behaviour=point["w_behaviour"],
+                   content=point["w_content"], collaborative=point["collaborative"], mmr_lambda=point["mmr_lambda"])
+
+
+def score(prepared: Sequence[Prepared], weights: rank.Weights) -> list[int | None]:
+    ranks: list[int | None] = []
+    top = max(KS)
+    for p in prepared:
+        chosen, _ = p.features.choose(weights, top)
+        ids = [p.features.pool.ids[i] for i in chosen]
+        ranks.extend(rank_of(ids, t, k=top) for t in p.targets)
+    return ranks
+
+
+def ranks_without_mmr(prepared: Sequence[Prepared], points: Sequence[dict], base: rank.Weights) -> np.ndarray:
+    """Ranks (pairs × points, None past 50) of every target under many weight settings at once, λ = 1.
+
+    The fused score is linear in its components, so one matrix product scores a pool under all the
+    settings; a target's rank is 1 + the number of kept items scoring higher. Same numbers as
+    :func:`score` with ``mmr_lambda=1`` (checked in the tests), except the order of equal scores inside
+    the shown list, which the product sorts by id."""
+    top = max(KS)
+    coef = np.array([[p["w_similarity"], p["w_behaviour"] * (1 - p["collaborative"]),
+                      p["w_behaviour"] * p["collaborative"], p["w_content"]] for p in points]).T
+    rows = []
+    for p in prepared:
+        f = p.features
+        if f.event_totals is not None:
+            raise ValueError("the fast path assumes no user events (ReDial cases have none)")
+        parts = f.scores(replace(base, similarity=1.0, behaviour=1.0, content=1.0, collaborative=0.0))
+        prior = np.clip(f.pool.engagement, 0.0, 1.0)
+        collab = prior if f.collab is None else np.clip(f.collab, 0.0, 1.0)
+        comp = np.column_stack([parts.similarity, prior, collab, parts.content])
+        scores = comp @ coef - parts.penalty[:, None]
+        keep = np.ones(len(f.pool), dtype=bool) if f.keep is None else f.keep
+        kept = scores[keep]
+        for t in p.targets:
+            n = f.pool.position.get(t)
+            if n is None or not keep[n]:
+                rows.append(np.full(len(points), np.inf))
+                continue
+            # ties go to the earlier pool position, as rank.select's stable sort does
+            ahead = (kept > scores[n]).sum(axis=0) + (scores[:n][keep[:n]] == scores[n]).sum(axis=0)
+            rows.append(1.0 + ahead)
+    ranks = np.array(rows).reshape(-1, len(points))
+    return np.where(ranks <= top, ranks, np.inf)
+
+
+def objective(ranks) -> float:
+    ranks = [None if r is None or not np.isfinite(r) else int(r) for r in ranks]
+    m = metrics(ranks)
+    return m["recall@1"] + m["recall@10"] + m["recall@50"]
+
+
+class Tuner:
+    """Prepares the folds for one :class:`Variant` and searches the weights."""
+
+    def __init__(self, rec, extractor, conversations: list[dict], movies, items, rating_likes,
+                 k: int = 5, progress: Callable[[str], None] = lambda _: None):
+        self.rec = rec
+        self.extractor = extractor
+        self.conversations = conversations
+        self.movies = movies
+        self.items = items
+        self.rating_likes = rating_likes
+        self.k = k
+        self.fold = folds_of(conversations, k)
+        self.progress = progress
+        self._profiles: dict[tuple[str, int], object] = {}
+        self._vectors: dict[tuple[str, int], np.ndarray | None] = {}
+        self.cases = [(self.fold[n], c) for n, conv in enumerate(conversations) for c in cases(conv, True)]
+
+    # -- behaviour without one fold ---------------------------------------------------------------
+    def use_fold_behaviour(self, g: int | None, variant: Variant) -> None:
+        """Everyone's behaviour as the product would have it had it never seen fold ``g`` (None: all
+        conversations are training data, as when saving weights for unseen conversations)."""
+        rec = self.rec
+        ids = rec.catalogue.ids
+        held = [c for n, c in enumerate(self.conversations) if g is not None and self.fold[n] == g]
+        train = [c for n, c in enumerate(self.conversations) if g is None or self.fold[n] != g]
+        prior = (mention_prior(self.movies, ids, mention_counts(held)) if variant.mention_prior
+                 else rec.catalogue.engagement)
+        logs = behaviour_logs(self.items, rec.catalogue.table.index_of,
+                              self.rating_likes if variant.movielens else (),
+                              train if variant.co_mentions else ())
+        weighted = [(log, 1.0 if log.name == "movielens-likes" else variant.co_mention_weight)
+                    for log in logs if log.n_likes]
+        rec.use_behaviour(Behaviour(tuple(weighted)) if weighted else None, prior)
+
+    # -- per-case features ----------------------------------------------------------------------
+    def prepare(self, variant: Variant) -> list[Fold]:
+        from chatrec.recommender import Query
+
+        out = []
+        ranker = ProductRanker(self.rec, self.extractor, fresh_only=True)
+        for g in range(self.k):
+            self.use_fold_behaviour(g, variant)
+            prepared, ranking = [], 0.0
+            for fold, case in self.cases:
+                if fold != g:
+                    continue
+                key = (case.conversation, len(case.context))
+                if key not in self._profiles:
+                    self._profiles[key] = ranker.profile(case)
+                p = self._profiles[key]
+                text = " ".join(t for _, t in case.context[-CONTEXT_MESSAGES:])
+                query = Query(text=text, liked_tags=p.liked_tags, disliked_tags=p.disliked_tags,
+                              liked_items=dict(p.liked_items), exclude_ids=frozenset(case.earlier))
+                if key not in self._vectors:
+                    self._vectors[key] = self.rec.user_vector(query)
+                vector = self._vectors[key]
+                t1 = time.perf_counter()  # the ranking path after the (shared, cached) extraction and embedding
+                collab = self.rec.collaborative(query)
+                rows = self.rec.retrieve(query, vector, collab)
+                features = self.rec.features(query, rows, vector, collab)
+                features.choose(self.rec.weights, 10)
+                ranking += time.perf_counter() - t1
+                prepared.append(Prepared(features, case.targets))
+            out.append(Fold(prepared, len(prepared), ranking))
+            self.progress(f"{variant.name}: fold {g + 1}/{self.k} prepared ({len(prepared)} cases)")
+        return out
+
+    # -- search ---------------------------------------------------------------------------------
+    def fit(self, folds: Sequence[Fold], base: rank.Weights, fixed: dict | None = None) -> dict:
+        """The grid point (weights and collaborative share, then λ) with the best objective on ``folds``."""
+        if fixed is not None:
+            return dict(fixed)
+        prepared = [p for f in folds for p in f.prepared]
+        points = [{"w_similarity": ws, "w_behaviour": wb, "w_content": wc, "collaborative": beta, "mmr_lambda": 1.0}
+                  for (ws, wb, wc), beta in itertools.product(simplex(), COLLAB_GRID)]
+        values = [objective(list(r)) for r in ranks_without_mmr(prepared, points, base).T]
+        best_point, best = points[int(np.argmax(values))], max(values)
+        for lam in MMR_GRID[1:]:  # MMR needs the greedy pick: scored the slow way, around the chosen weights
+            point = {**best_point, "mmr_lambda": lam}
+            value = objective(score(prepared, weights_of(point, base)))
+            if value > best + 1e-9:
+                best, best_point = value, point
+        return best_point
+
+    def cross_validate(self, variant: Variant, base: rank.Weights, fixed: dict | None = None,
+                       folds: list[Fold] | None = None) -> CVResult:
+        """Held-out figures per fold: weights fitted on the other folds (or ``fixed``), scored on this one."""
+        folds = folds if folds is not None else self.prepare(variant)
+        result = CVResult(variant.name)
+        pooled: list[int | None] = []
+        n_cases = sum(f.n_cases for f in folds)
+        result.ms_per_case = 1000 * sum(f.ranking_seconds for f in folds) / max(n_cases, 1)
+        for f in range(self.k):
+            point = self.fit([folds[g] for g in range(self.k) if g != f], base, fixed)
+            ranks = score(folds[f].prepared, weights_of(point, base))
+            pooled += ranks
+            result.per_fold.append({"fold": f, "weights": point, "held_out": metrics(ranks)})
+            self.progress(f"{variant.name}: fold {f + 1}/{self.k} held out: {metrics(ranks)}")
+        result.pooled = metrics(pooled)
+        return result
+
+
+def paper_point(base: rank.Weights) -> dict:
+    return {"w_similarity": base.similarity, "w_behaviour": base.behaviour, "w_content": base.content,
+            "collaborative": base.collaborative, "mmr_lambda": base.mmr_lambda}
+
+
+def mention_minus(conversations: Sequence[dict]) -> Counter:
+    return mention_counts(conversations)
