@@ -168,6 +168,9 @@ def _opt_number(value: object, kind: type) -> float | int | None:
     number = kind(float(value)) if kind is int else kind(value)
     if isinstance(number, float) and number != number:  # NaN
         return None
+    if isinstance(number, float) and number in (float("inf"), float("-inf")):
+        # "Infinity" / "1e999" would poison every score computed from it
+        raise ValueError(f"{value!r} is not a finite number")
     return number
 
 
@@ -190,7 +193,7 @@ def _item_from_row(row: Mapping[str, object], mapping: Mapping[str, str]) -> Ite
         mean_rating = _opt_number(get("mean_rating"), float)
         recent = _opt_number(get("recent_ratings"), int) or 0
         popularity = _opt_number(get("popularity"), float)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: "year": Infinity, 1e400-sized ints
         raise ValueError(f"bad number: {exc}") from None
     try:
         tags, genres, keywords, aka = (_split_list(get(n)) for n in LIST_FIELDS)
@@ -214,6 +217,11 @@ def _rows_jsonl(path: Path) -> Iterator[tuple[int, Mapping]]:
                 raise CatalogError(path, lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(obj, dict):
                 raise CatalogError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+            if "\\u" in line:  # a lone surrogate escape ("\ud800") parses, then breaks hashing and Chroma
+                try:
+                    json.dumps(obj, ensure_ascii=False).encode("utf-8")
+                except UnicodeEncodeError:
+                    raise CatalogError(path, lineno, "invalid Unicode: an unpaired surrogate escape") from None
             yield lineno, obj
 
 

@@ -68,6 +68,9 @@ class Repl:
     # -- loop --------------------------------------------------------------------------------------
     def run(self) -> int:
         self._setup_readline()
+        reconfigure = getattr(sys.stdin, "reconfigure", None)
+        if reconfigure is not None:  # invalid UTF-8 typed or piped in must not end the session
+            reconfigure(errors="replace")
         self.out.print("chatrec: tell me what you like; /help lists the commands.")
         view = self.engine.profile_view(self.session)
         if any(view.values()):

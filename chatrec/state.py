@@ -70,14 +70,23 @@ class StateStore:
     @contextmanager
     def _tx(self):
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:  # a failed COMMIT leaves it open; SQLite may have rolled back
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                # A full disk, a read-only file or a lock held past the timeout surfaced as a bare
+                # "unexpected OperationalError: disk I/O error". Say which file, and that this change
+                # was not stored: the transaction rolled back, everything committed before is intact.
+                hint = ("another process held it too long" if "locked" in str(exc)
+                        else "is the disk full or the data directory read-only?")
+                raise StateError(f"could not save to the state database {self.path}: {exc}; this change was "
+                                 f"not stored ({hint})") from None
 
     def _touch(self, conn, user_id: str) -> None:
         now = time.time()

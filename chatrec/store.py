@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -155,7 +156,12 @@ class ItemStore:
                     path.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise StoreError(f"cannot create the index folder {path}: {exc.strerror}") from exc
-                self._client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+                try:
+                    self._client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+                except Exception as exc:
+                    # Chroma writes on open, so a read-only or full data dir failed here as
+                    # "unexpected InternalError: error returned from database: (code: 8) ...".
+                    raise StoreError(f"cannot open the index in {path}: {_db_reason(exc)}") from exc
         return self._client
 
     def _get_collection(self, create: bool = False):
@@ -248,6 +254,19 @@ class ItemStore:
         progress: Callable[[int, int], None] | None = None,
     ) -> IndexReport:
         """Bring the collection in line with ``items``: embed new/changed, delete missing."""
+        from chromadb.errors import ChromaError
+
+        try:
+            return self._index(items, source, rebuild, progress)
+        except ChromaError as exc:
+            # e.g. the disk filled up mid-run. Every batch is its own upsert, so what was written
+            # stays and the collection stays marked "building": say so instead of a bare InternalError.
+            raise StoreError(
+                f"could not write the index {self.collection_name!r} in {self.chroma_url or self.data_dir / 'chroma'}: "
+                f"{_db_reason(exc)}; the batches written so far are kept: run `chatrec index` again to resume"
+            ) from exc
+
+    def _index(self, items, source, rebuild, progress) -> IndexReport:
         started = time.perf_counter()
         if rebuild:
             self.delete_collection()
@@ -387,6 +406,14 @@ class ItemStore:
         n = max(1, min(n, coll.count() if self._table is None else len(self._table)))
         res = coll.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n, include=["distances"])
         return [(ident, 1.0 - float(dist)) for ident, dist in zip(res["ids"][0], res["distances"][0])]
+
+
+def _db_reason(exc: Exception) -> str:
+    """Chroma's database error without its wrapping, with a hint when it is about the disk."""
+    text = re.sub(r"^(Database error: )?error returned from database: \(code: \d+\) ", "", str(exc).strip())
+    if any(word in text.lower() for word in ("readonly", "read-only", "disk", "full", "permission")):
+        text += " (is the disk full or the data directory read-only?)"
+    return text
 
 
 def _id_sort_key(ident: str) -> tuple[int, int | str]:

@@ -17,6 +17,7 @@ import uuid
 from collections import OrderedDict
 
 from chatrec.engine import ChatEngine, EngineError, Session
+from chatrec.state import StateError
 from chatrec.llm.explain import reason
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,12 @@ def build(engine: ChatEngine):
             yield [chat, "", *card_updates(session), *profile_updates(session)]
             return
         with engine.lock(session):
-            reply = engine.turn(session, message)
+            try:
+                reply = engine.turn(session, message)
+            except StateError as exc:  # e.g. a full disk: say so plainly, keep the page as it was
+                gr.Warning(str(exc))
+                yield [chat, message, *card_updates(session), *profile_updates(session)]
+                return
             chat = list(chat or []) + [{"role": "user", "content": message}]
             picks = "\n".join(f"{n}. {r.item.display_title} — {reason(r)}"
                               for n, r in enumerate(reply.recommendations, 1))
@@ -159,7 +165,7 @@ def build(engine: ChatEngine):
             try:
                 with engine.lock(session):
                     engine.feedback(session, i + 1, event)
-            except EngineError as exc:
+            except (EngineError, StateError) as exc:
                 gr.Warning(str(exc))
             return [*card_updates(session), *profile_updates(session)]
 
@@ -228,16 +234,22 @@ def build(engine: ChatEngine):
         profile_outputs = [profile_md, tag_pick]
         llm_lane = {"concurrency_limit": 1 if engine.backend is not None else 4, "concurrency_id": "turn"}
 
-        demo.load(on_load, [sid_state], [sid_state, chatbot, name_box, *card_outputs, *profile_outputs])
-        for trigger in (box.submit, send.click):
-            trigger(on_send, [box, chatbot, sid_state], [chatbot, box, *card_outputs, *profile_outputs], **llm_lane)
+        # Explicit api_names give scripted clients (gradio_client, or the HTTP API as in
+        # tests/test_concurrency.py) stable endpoints: /load, /send, /like_N, ... not /handler_17.
+        demo.load(on_load, [sid_state], [sid_state, chatbot, name_box, *card_outputs, *profile_outputs],
+                  api_name="load")
+        for trigger, api_name in ((box.submit, "submit"), (send.click, "send")):
+            trigger(on_send, [box, chatbot, sid_state], [chatbot, box, *card_outputs, *profile_outputs],
+                    api_name=api_name, **llm_lane)
         for i, (_, like, dislike, watched) in enumerate(buttons):
             for button, event in ((like, "like"), (dislike, "dislike"), (watched, "watched")):
                 button.click(on_event(i, event), [sid_state], [*card_outputs, *profile_outputs],
-                             concurrency_limit=8, concurrency_id="feedback")
-        remove.click(on_remove, [tag_pick, sid_state], [*card_outputs, *profile_outputs])
-        use_name.click(on_name, [name_box, sid_state], [sid_state, chatbot, *card_outputs, *profile_outputs])
-        forget.click(on_forget, [sid_state], [sid_state, chatbot, name_box, *card_outputs, *profile_outputs])
+                             concurrency_limit=8, concurrency_id="feedback", api_name=f"{event}_{i + 1}")
+        remove.click(on_remove, [tag_pick, sid_state], [*card_outputs, *profile_outputs], api_name="remove_tag")
+        use_name.click(on_name, [name_box, sid_state], [sid_state, chatbot, *card_outputs, *profile_outputs],
+                       api_name="use_profile")
+        forget.click(on_forget, [sid_state], [sid_state, chatbot, name_box, *card_outputs, *profile_outputs],
+                     api_name="forget")
     demo.queue(max_size=64)
     return demo, theme
 

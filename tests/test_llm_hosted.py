@@ -146,6 +146,9 @@ class FaultServer:
                         delta = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
                                  "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
                         self.wfile.write(f"data: {json.dumps(delta)}\n\n".encode())
+                    end = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}  # as real servers do
+                    self.wfile.write(f"data: {json.dumps(end)}\n\n".encode())
                     self.wfile.write(b"data: [DONE]\n\n")
                     return
                 answer = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",

@@ -21,7 +21,7 @@ CHROMIUM = os.environ.get("CHATREC_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
 PROFILE_HAS = "t => { const e = document.querySelector('#profile'); return !!e && e.innerText.includes(t) }"
-SCREENSHOT = Path(os.environ.get("CHATREC_UI_SCREENSHOT", ROOT / "docs" / "ui.png"))
+SCREENSHOT = Path(os.environ.get("UI_SCREENSHOT", ROOT / "docs" / "ui.png"))
 
 
 @pytest.fixture(scope="module")

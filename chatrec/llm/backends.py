@@ -273,12 +273,17 @@ class OpenAIBackend(ChatBackend):
     def stream(self, messages, max_tokens=None, temperature=0.3) -> Iterator[str]:
         max_tokens = max_tokens or self.max_tokens
         lc = _lc_messages(self.fit(messages, max_tokens))
+        finished = False
         try:
             for chunk in self.chat.stream(lc, max_tokens=max_tokens, temperature=temperature):
                 if chunk.content:
                     yield str(chunk.content)
+                finished = finished or bool(chunk.response_metadata.get("finish_reason"))
         except Exception as exc:
             raise LLMError(self._describe(exc, retried=False)) from None
+        if not finished:  # the server dropped the connection mid-answer: half a sentence must not stand
+            raise LLMError(f"hosted model failed: the answer from {self.base_url or 'the OpenAI API'} "
+                           "stopped before the model finished (connection lost)")
 
     def _describe(self, exc: BaseException, retried: bool) -> str:
         """One plain line: what went wrong, where, and how often it was tried."""
@@ -305,9 +310,11 @@ def _format_refused(exc: BaseException) -> bool:
 
 def _safe(exc: BaseException | None) -> str:
     """An error's text with any API key scrubbed out."""
-    text = str(exc)[:300] if exc else ""
+    text = str(exc) if exc else ""
     key = os.environ.get("OPENAI_API_KEY")
-    return text.replace(key, "***") if key else text
+    if key:  # scrub before cutting: a key straddling the cut would otherwise leak its first characters
+        text = text.replace(key, "***")
+    return text[:300]
 
 
 def make_backend(settings) -> ChatBackend | None:

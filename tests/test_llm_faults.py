@@ -1,0 +1,252 @@
+"""LLM faults that tests/test_llm_hosted.py does not cover, each through a whole engine turn or the
+real CLI: truncated JSON and a stream cut mid-answer (real HTTP server on 127.0.0.1), context
+overflow for the local model and for a real ``llama_cpp.server`` with a smaller window than
+configured, and a missing, garbage or truncated GGUF file. Every turn must still be answered (rules
+extraction, template explanation), with a note where the user should know, and bounded attempts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from chatrec.engine import ChatEngine
+from chatrec.llm.backends import LocalBackend, OpenAIBackend, default_gguf
+from chatrec.recommender import Recommender
+from chatrec.settings import Settings
+from chatrec.state import StateStore
+from conftest import free_port, private_data_dir, run_cli, stop_process
+
+pytestmark = pytest.mark.slow
+
+
+class FaultServer:
+    """A real HTTP server on 127.0.0.1 speaking just enough of /v1/chat/completions to fail in one way.
+
+    ``answer(body, headers)`` returns (status, content, stream_cut): the text to send (JSON body for
+    errors), and for streams whether to drop the connection before ``[DONE]``. Requests are counted.
+    """
+
+    def __init__(self, answer):
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                outer.requests.append(body)
+                status, content, cut = answer(body, dict(self.headers))
+                if status != 200:
+                    payload = content.encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                if body.get("stream"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    for word in content.split(" "):
+                        delta = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                                 "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+                        self.wfile.write(f"data: {json.dumps(delta)}\n\n".encode())
+                        self.wfile.flush()
+                    if cut:  # the server dies mid-answer: no finish_reason, no [DONE], socket closed
+                        self.close_connection = True
+                        return
+                    end = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                    self.wfile.write(f"data: {json.dumps(end)}\n\n".encode())
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.close_connection = True
+                    return
+                answer_ = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                           "choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": content}}],
+                           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                payload = json.dumps(answer_).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def fault_server():
+    servers = []
+
+    def make(answer):
+        servers.append(FaultServer(answer))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def recommender(default_data_dir):
+    rec = Recommender(Settings(data_dir=default_data_dir, llm="none"))
+    rec.catalogue  # noqa: B018
+    return rec
+
+
+def engine_with(recommender, backend, tmp_path, extractor="union"):
+    settings = recommender.settings.model_copy(update={"extractor": extractor})
+    return ChatEngine(settings, recommender, backend, StateStore(tmp_path / "state.sqlite3"))
+
+
+def answered(engine, text):
+    """One whole turn; returns (reply, final text). The turn must rank and explain every pick."""
+    session = engine.session("u")
+    reply = engine.turn(session, text)
+    final = reply.text()
+    assert reply.kind == "picks" and len(reply.recommendations) == engine.k
+    assert final.strip()
+    return reply, final
+
+
+# -- hosted: truncated JSON, cut stream ----------------------------------------------------------
+@pytest.mark.timeout(120)
+def test_truncated_json_and_a_cut_stream_still_answer_the_turn(recommender, fault_server, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server = fault_server(lambda body, headers: (200, '{"likes": ["Hor', False) if not body.get("stream")
+                          else (200, "The first pick fits your mood because it", True))
+    backend = OpenAIBackend("m", base_url=server.url, timeout=5, retries=2)
+    engine = engine_with(recommender, backend, tmp_path)
+    t0 = time.monotonic()
+    reply, text = answered(engine, "a scary movie, no comedy")
+    assert time.monotonic() - t0 < 30
+    prefs = reply.preferences
+    assert prefs["liked_tags"] == ["horror"] and prefs["disliked_tags"] == ["comedy"]  # the rules
+    assert any("LLM unavailable" in n and "JSON" in n for n in reply.notes)  # the user is told
+    # A stream cut mid-sentence (no finish_reason, no [DONE]) must not stand as the explanation.
+    assert "stopped before the model finished" in (engine.explainer.last_fallback_reason or ""), text
+    assert text.startswith("1. ") and "score" in text
+    # truncated JSON is not a transient fault: one extraction request, one stream, no retries
+    assert len(server.requests) == 2, [bool(r.get("stream")) for r in server.requests]
+
+
+# -- context overflow ------------------------------------------------------------------------------
+LONG = "I want a funny movie about " + " ".join(f"word{i}" for i in range(215)) + " but no horror please"
+
+
+@pytest.mark.timeout(300)
+def test_local_model_context_overflow_is_trimmed_not_fatal(recommender, tmp_path):
+    """A message longer than the whole window (llm_ctx=512) through extraction and explanation."""
+    backend = LocalBackend(n_ctx=512, max_tokens=60)
+    assert backend.count_tokens(LONG) > 512
+    engine = engine_with(recommender, backend, tmp_path)
+    calls = []
+    real = backend.fit
+
+    def spy(messages, max_tokens):
+        fitted = real(messages, max_tokens)
+        calls.append(sum(backend.count_tokens(c) for _, c in fitted) + max_tokens)
+        return fitted
+
+    backend.fit = spy  # measure what reaches llama.cpp: prompt + answer must fit the window
+    reply, text = answered(engine, LONG)
+    assert len(calls) == 2 and all(n < 512 for n in calls), calls  # extraction + explanation
+    assert not any("exceed" in n or "context" in n for n in reply.notes), reply.notes
+    assert "comedy" in reply.preferences["liked_tags"] and "horror" in reply.preferences["disliked_tags"]
+    reason = engine.explainer.last_fallback_reason or ""
+    assert "LLM failed" not in reason, reason  # the model answered; its text may still fail the check
+
+
+@pytest.fixture(scope="module")
+def small_window_server():
+    """A real llama.cpp server whose window (512) is smaller than chatrec is told (llm_ctx)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "512", "--verbose", "False"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    from test_llm_hosted import _wait_ready
+
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        _wait_ready(url, proc)
+        yield url
+    finally:
+        stop_process(proc)
+
+
+@pytest.mark.timeout(300)
+def test_hosted_context_overflow(recommender, small_window_server, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    # Misconfigured: chatrec believes the server has 8k tokens, so the long prompt is sent as is.
+    wrong = OpenAIBackend("smollm2", base_url=small_window_server, timeout=60, retries=2, n_ctx=8192, max_tokens=60)
+    reply, text = answered(engine_with(recommender, wrong, tmp_path / "a"), LONG)
+    assert any("LLM unavailable" in n for n in reply.notes), reply.notes
+    assert "comedy" in reply.preferences["liked_tags"]
+    assert text.startswith("1. ") and "score" in text  # the template
+    # Configured right (llm_ctx = the server's window): the prompt is trimmed and the server answers.
+    right = OpenAIBackend("smollm2", base_url=small_window_server, timeout=60, retries=0, n_ctx=512, max_tokens=60)
+    engine = engine_with(recommender, right, tmp_path / "b")
+    reply, text = answered(engine, LONG)
+    assert not any("LLM unavailable" in n for n in reply.notes), reply.notes
+    assert "LLM failed" not in (engine.explainer.last_fallback_reason or "")
+
+
+# -- missing / corrupt model file ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bad_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    garbage = root / "garbage.gguf"
+    garbage.write_bytes(b"this is not a model\n" * 1000)
+    truncated = root / "truncated.gguf"
+    with default_gguf().open("rb") as src, truncated.open("wb") as dst:
+        dst.write(src.read(3_000_000))  # a real header, then the file ends
+    return {"missing": root / "nope.gguf", "garbage": garbage, "truncated": truncated}
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("kind", ["missing", "garbage", "truncated"])
+def test_bad_model_file_cli_still_recommends_and_says_why(default_data_dir, bad_models, tmp_path, kind):
+    data = private_data_dir(default_data_dir, tmp_path / "data")
+    proc = run_cli("recommend", "a scary movie", "--k", "3", "--explain", "--llm", "local",
+                   env={"CHATREC_DATA_DIR": str(data), "CHATREC_LLM_MODEL": str(bad_models[kind])}, timeout=200)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if "LLM unavailable" in line]
+    assert len(warning) == 1 and str(bad_models[kind].name) in warning[0], proc.stderr
+    assert {"missing": "not found", "garbage": "not a GGUF", "truncated": "cannot load"}[kind] in warning[0]
+    picks = [line for line in proc.stdout.splitlines() if line[:3].strip().rstrip(".").isdigit()]
+    assert len(picks) >= 3 and "score" in proc.stdout  # ranked, with the template explanation
+
+
+@pytest.mark.timeout(240)
+def test_truncated_model_in_the_chat(default_data_dir, bad_models, tmp_path):
+    data = private_data_dir(default_data_dir, tmp_path / "data")
+    proc = run_cli("chat", "--user", "t", input="a scary movie\n/quit\n",
+                   env={"CHATREC_DATA_DIR": str(data), "CHATREC_LLM_MODEL": str(bad_models["truncated"])},
+                   timeout=200)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "LLM unavailable, continuing without it" in proc.stderr
+    assert "1. " in proc.stdout and "Bye." in proc.stdout
