@@ -33,6 +33,9 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # error lines must not be wrapped
 
 
+_ROOT = Path(__file__).resolve().parent.parent
+
+
 class UserError(Exception):
     """Shown as one line on stderr with exit code 2: never a traceback."""
 
@@ -403,17 +406,27 @@ def _rating_likes(settings):
 def _redial_behaviour(settings, rec, redial_movies, items, evaluated, train) -> dict:
     """Everyone's behaviour for the ReDial catalogue, built so that no evaluated conversation informs its
     own ranking: the movie file's mention counts less the evaluated conversations' own mentions, MovieLens
-    likes of the joined movies, and co-mentions from the training conversations (minus evaluated ones)."""
-    from chatrec.behaviour import Behaviour
-    from chatrec.eval.redial import behaviour_logs, mention_counts, mention_prior
+    likes of the joined movies, and co-mentions from training conversations (``train``, else the bundled log
+    of the 600 ReDial training conversations), with the evaluated conversations' rows dropped."""
+    from chatrec.behaviour import Behaviour, InteractionError, read_interactions
+    from chatrec.eval.redial import (BUNDLED_CO_MENTIONS, behaviour_logs, co_mention_pairs, mention_counts,
+                                     mention_prior)
 
     evaluated_ids = {str(c.get("conversationId")) for c in evaluated}
-    train = [c for c in train if str(c.get("conversationId")) not in evaluated_ids]
+    if train:
+        pairs, source = co_mention_pairs(train), "--train"
+    else:
+        try:
+            pairs, source = read_interactions(BUNDLED_CO_MENTIONS), str(BUNDLED_CO_MENTIONS.relative_to(_ROOT))
+        except InteractionError as exc:
+            raise UserError(str(exc)) from None
+    pairs = [(c, m) for c, m in pairs if c not in evaluated_ids]
     prior = mention_prior(redial_movies, rec.catalogue.ids, mention_counts(evaluated))
-    logs = [(log, 1.0) for log in behaviour_logs(items, rec.catalogue.table.index_of, _rating_likes(settings), train)
+    logs = [(log, 1.0) for log in behaviour_logs(items, rec.catalogue.table.index_of, _rating_likes(settings), pairs)
             if log.n_likes]
     rec.use_behaviour(Behaviour(tuple(logs)) if logs else None, prior)
-    return {"training_conversations": len(train), **(Behaviour(tuple(logs)).describe() if logs else {})}
+    return {"co_mentions_from": source, "training_conversations": len({c for c, _ in pairs}),
+            **(Behaviour(tuple(logs)).describe() if logs else {})}
 
 
 def _conversations(path: Path, limit: int | None):
@@ -435,8 +448,9 @@ def eval_redial(
     baselines: Annotated[bool, typer.Option("--baselines", help="Also popularity and embedding-only.")] = False,
     train: Annotated[
         Optional[list[Path]], typer.Option("--train", help="Training conversations (repeatable): their co-mentions "
-                                           "join everyone's behaviour and their mention counts make the popularity "
-                                           "baseline (default: the movies file's counts).")
+                                           "join everyone's behaviour (default: the bundled co-mentions of the 600 "
+                                           "ReDial training conversations) and their mention counts make the "
+                                           "popularity baseline (default: the movies file's counts).")
     ] = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -560,6 +574,8 @@ def tune(
                                            "cross-validated the same way.")] = False,
     save: Annotated[bool, typer.Option("--save", help="Fit on all folds and save the weights for the ReDial "
                                        "collection (used by `eval redial`; paper defaults elsewhere).")] = False,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="With --save: the file to write (default: "
+                                                     "$CHATREC_DATA_DIR/tuned_weights.json).")] = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Learn wS, wB, wC, the collaborative share and the MMR λ by K-fold cross-validation on ReDial.
@@ -609,16 +625,17 @@ def tune(
         from chatrec.settings import load_tuned
         from chatrec.store import _atomic_write_bytes
 
-        data = load_tuned(settings.tuned_file)
+        target = out_path or settings.tuned_file
+        data = load_tuned(target)
         data[rec.store.collection_name] = {
             "weights": point, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": "chatrec " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["tune"] else "chatrec tune",
             "cross_validated": {k: tuned[k] for k in ("n_pairs", "recall@1", "recall@10", "recall@50",
                                                         "recall@1_sd", "recall@10_sd", "recall@50_sd")},
         }
-        _atomic_write_bytes(settings.tuned_file,
+        _atomic_write_bytes(target,
                             lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
-        payload["saved"] = {"path": str(settings.tuned_file), "collection": rec.store.collection_name, "weights": point}
+        payload["saved"] = {"path": str(target), "collection": rec.store.collection_name, "weights": point}
     payload["seconds"] = round(time.perf_counter() - t0, 1)
     if json_:
         sys.stdout.write(json.dumps(payload) + "\n")

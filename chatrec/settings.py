@@ -21,6 +21,8 @@ DEFAULT_CATALOG = PROJECT_ROOT / "data" / "movies.jsonl"
 DEFAULT_COLLECTION = "movies"
 DEFAULT_INTERACTIONS = PROJECT_ROOT / "data" / "ratings.csv.gz"
 TUNED_FILE = "tuned_weights.json"
+#: weights `chatrec tune --save --out data/tuned_weights.json` fitted here, shipped so a fresh clone has them
+BUNDLED_TUNED = PROJECT_ROOT / "data" / TUNED_FILE
 
 
 class Settings(BaseSettings):
@@ -114,15 +116,16 @@ class Settings(BaseSettings):
 
     def weights(self, collection: str | None = None):
         """The fused-score weights: the paper's defaults, replaced by the weights `chatrec tune --save`
-        stored for ``collection`` (when ``use_tuned``), with any weight set explicitly (CHATREC_W_*,
-        or a keyword) winning over both."""
+        stored for ``collection`` (when ``use_tuned``: in the data dir, else shipped in ``data/``), with any
+        weight set explicitly (CHATREC_W_*, or a keyword) winning over all."""
         from chatrec.rank import Weights
 
         names = {"w_similarity": "similarity", "w_behaviour": "behaviour", "w_content": "content",
                  "w_penalty": "penalty", "mmr_lambda": "mmr_lambda", "collaborative": "collaborative"}
         values = {field: getattr(self, field) for field in names}
         if self.use_tuned and collection:
-            tuned = load_tuned(self.tuned_file).get(collection, {}).get("weights", {})
+            saved = {**load_tuned(BUNDLED_TUNED), **load_tuned(self.tuned_file)}  # the user's own fit wins
+            tuned = saved.get(collection, {}).get("weights", {})
             values.update({f: float(tuned[f]) for f in names if f in tuned and f not in self.model_fields_set})
         return Weights(**{names[f]: v for f, v in values.items()})
 

@@ -100,14 +100,14 @@ def test_tuned_weights_load_per_collection_and_explicit_settings_win(tmp_path, m
     for key in list(__import__("os").environ):
         if key.startswith("CHATREC_"):
             monkeypatch.delenv(key)
-    (tmp_path / "tuned_weights.json").write_text(json.dumps({"redial-movies": {"weights": {
+    (tmp_path / "tuned_weights.json").write_text(json.dumps({"my-shop": {"weights": {
         "w_similarity": 0.1, "w_behaviour": 0.6, "w_content": 0.3, "collaborative": 0.75, "mmr_lambda": 1.0}}}))
     s = Settings(data_dir=tmp_path)
     assert s.weights("movies") == rank.Weights()  # the paper's defaults elsewhere
-    tuned = s.weights("redial-movies")
+    tuned = s.weights("my-shop")
     assert (tuned.similarity, tuned.behaviour, tuned.content, tuned.collaborative) == (0.1, 0.6, 0.3, 0.75)
     monkeypatch.setenv("CHATREC_W_SIMILARITY", "0.9")
-    assert Settings(data_dir=tmp_path).weights("redial-movies").similarity == 0.9
-    assert Settings(data_dir=tmp_path, use_tuned=False).weights("redial-movies") == rank.Weights(similarity=0.9)
-    (tmp_path / "tuned_weights.json").write_text("{not json")
-    assert Settings(data_dir=tmp_path).weights("redial-movies") == rank.Weights(similarity=0.9)
+    assert Settings(data_dir=tmp_path).weights("my-shop").similarity == 0.9
+    assert Settings(data_dir=tmp_path, use_tuned=False).weights("my-shop") == rank.Weights(similarity=0.9)
+    (tmp_path / "tuned_weights.json").write_text("{not json")  # a damaged file: the defaults, no crash
+    assert Settings(data_dir=tmp_path).weights("my-shop") == rank.Weights(similarity=0.9)

@@ -32,6 +32,8 @@ from chatrec.eval.movielens import ndcg, rank_of
 from chatrec.titles import normalise_title
 
 MENTION = re.compile(r"@(\d+)")
+#: the co-mentions of the 600 ReDial training conversations we have (chatrec/builders/redial.py)
+BUNDLED_CO_MENTIONS = Path(__file__).resolve().parent.parent.parent / "data" / "redial" / "co_mentions.csv.gz"
 NAME = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
 KS = (1, 10, 50)
 CONTEXT_MESSAGES = 4
@@ -148,9 +150,14 @@ def mention_prior(movies, ids: list[str], minus: Counter | None = None) -> np.nd
     return np.log1p(counts) / top if top > 0 else counts
 
 
-def behaviour_logs(items: list[Item], index_of: dict[str, int], rating_likes, train_conversations=()):
+def co_mention_pairs(conversations: Iterable[dict]) -> list[tuple[str, str]]:
+    """(conversation id, movie id) for every movie a conversation names: an interaction log row each."""
+    return [(str(c.get("conversationId", n)), i) for n, c in enumerate(conversations) for i in conversation_items(c)]
+
+
+def behaviour_logs(items: list[Item], index_of: dict[str, int], rating_likes, co_mentions=()):
     """The two interaction logs over the ReDial catalogue: MovieLens likes of each joined movie, and the
-    movies named together in training conversations (each conversation one "user")."""
+    movies named together in training conversations (``co_mentions``: (conversation id, movie id))."""
     from chatrec.behaviour import log_for
 
     joined: dict[str, list[int]] = {}
@@ -159,10 +166,8 @@ def behaviour_logs(items: list[Item], index_of: dict[str, int], rating_likes, tr
         if source is not None and it.id in index_of:
             joined.setdefault(str(source), []).append(index_of[it.id])
     logs = [log_for("movielens-likes", rating_likes, joined, len(index_of))]
-    if train_conversations:
-        pairs = ((f"conv:{c.get('conversationId', n)}", i) for n, c in enumerate(train_conversations)
-                 for i in conversation_items(c))
-        logs.append(log_for("redial-co-mentions", pairs, index_of, len(index_of)))
+    if co_mentions:
+        logs.append(log_for("redial-co-mentions", co_mentions, index_of, len(index_of)))
     return logs
 
 

@@ -25,7 +25,8 @@ from chatrec import rank
 from chatrec.behaviour import Behaviour
 from chatrec.eval.movielens import rank_of
 from chatrec.eval.redial import (
-    CONTEXT_MESSAGES, KS, Case, ProductRanker, behaviour_logs, cases, mention_counts, mention_prior, metrics,
+    CONTEXT_MESSAGES, KS, Case, ProductRanker, behaviour_logs, cases, co_mention_pairs, mention_counts,
+    mention_prior, metrics,
 )
 
 #: the fused-score simplex searched (wS + wB + wC = 1: the dislike penalty and MMR keep their meaning)
@@ -170,7 +171,7 @@ class Tuner:
                  else rec.catalogue.engagement)
         logs = behaviour_logs(self.items, rec.catalogue.table.index_of,
                               self.rating_likes if variant.movielens else (),
-                              train if variant.co_mentions else ())
+                              co_mention_pairs(train) if variant.co_mentions else ())
         weighted = [(log, 1.0 if log.name == "movielens-likes" else variant.co_mention_weight)
                     for log in logs if log.n_likes]
         rec.use_behaviour(Behaviour(tuple(weighted)) if weighted else None, prior)
