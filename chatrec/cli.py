@@ -585,7 +585,6 @@ def tune(
     from datetime import datetime, timezone
 
     from chatrec.eval.tuning import Tuner, Variant, paper_point
-    from chatrec.rank import Weights
 
     t0 = time.perf_counter()
     settings = _with_llm(_settings(), "none").model_copy(update={"use_tuned": False})

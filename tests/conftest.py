@@ -7,6 +7,9 @@ import os
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,30 @@ def private_data_dir(shared: Path, target: Path) -> Path:
         if not entry.name.startswith("state.sqlite3"):
             (target / entry.name).symlink_to(entry)
     return target
+
+
+@contextmanager
+def running_ui(data_dir: Path, timeout: float = 180):
+    """`chatrec ui --llm none` on a free 127.0.0.1 port over ``data_dir``; yields its URL once it answers."""
+    port = free_port()
+    env = {**os.environ, "CHATREC_DATA_DIR": str(data_dir), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-m", "chatrec", "ui", "--host", "127.0.0.1", "--port", str(port),
+                             "--llm", "none"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"chatrec ui exited early:\n{proc.stdout.read()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("chatrec ui did not come up")
+                time.sleep(0.5)
+        yield url
+    finally:
+        stop_process(proc)

@@ -17,7 +17,7 @@ import uuid
 import numpy as np
 import pytest
 
-from conftest import ROOT, free_port, private_data_dir, run_cli, stop_process
+from conftest import ROOT, private_data_dir, run_cli, running_ui
 
 pytestmark = pytest.mark.slow
 # Each test is bounded by its own timeout (func_only: the shared index build is timed by conftest),
@@ -50,28 +50,8 @@ def marker_re(tag: str) -> re.Pattern:
 @pytest.fixture(scope="module")
 def ui(default_data_dir, tmp_path_factory):
     data = private_data_dir(default_data_dir, tmp_path_factory.mktemp("load") / "data")
-    port = free_port()
-    env = {**os.environ, "CHATREC_DATA_DIR": str(data), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "-m", "chatrec", "ui", "--host", "127.0.0.1", "--port", str(port),
-                             "--llm", "none"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chatrec ui exited early:\n{proc.stdout.read()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("chatrec ui did not come up")
-                time.sleep(0.5)
+    with running_ui(data) as url:
         yield url, data
-    finally:
-        stop_process(proc)
 
 
 def call(url: str, api: str, data: list, timeout: float = 120) -> list:

@@ -8,19 +8,18 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from chatrec.catalog import Item
-from chatrec.llm.backends import LLMError, OpenAIBackend, default_gguf
+from chatrec.llm.backends import OpenAIBackend, default_gguf
 from chatrec.llm.explain import Explainer
 from chatrec.llm.extract import Extractor, LLMExtractor, RuleExtractor
 from chatrec.rank import Breakdown
 from conftest import free_port, run_cli, stop_process
+from fake_openai import FaultServer
 
 pytestmark = pytest.mark.slow
 
@@ -115,60 +114,20 @@ def test_cli_explain_against_the_server(llama_server, default_data_dir, no_key):
 
 
 # -- faults ----------------------------------------------------------------------------------
-class FaultServer:
-    """A real HTTP server on 127.0.0.1 that answers /v1/chat/completions in one bad way."""
+GARBAGE = "Sure! {{{ not json, and you should watch Titanic (1997)"
 
-    def __init__(self, mode: str, delay: float = 0.0):
-        self.mode, self.delay, self.requests = mode, delay, 0
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
+def bad_server(mode: str, delay: float = 0.0) -> FaultServer:
+    """A server that answers in one bad way: ``error`` (HTTP 500) or ``garbage`` (not JSON, an invented title)."""
 
-            def do_POST(self):
-                outer.requests += 1
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                if outer.delay:
-                    time.sleep(outer.delay)
-                if outer.mode == "error":
-                    self.send_response(500)
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    self.wfile.write(b'{"error": {"message": "boom"}}')
-                    return
-                content = "Sure! {{{ not json, and you should watch Titanic (1997)"
-                if body.get("stream"):
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/event-stream")
-                    self.end_headers()
-                    for word in content.split(" "):
-                        delta = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                                 "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
-                        self.wfile.write(f"data: {json.dumps(delta)}\n\n".encode())
-                    end = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}  # as real servers do
-                    self.wfile.write(f"data: {json.dumps(end)}\n\n".encode())
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    return
-                answer = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                          "choices": [{"index": 0, "finish_reason": "stop",
-                                       "message": {"role": "assistant", "content": content}}],
-                          "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-                payload = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+    def answer(body, headers):
+        if delay:
+            time.sleep(delay)
+        if mode == "error":
+            return 500, '{"error": {"message": "boom"}}', False
+        return 200, GARBAGE, False
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return FaultServer(answer)
 
 
 @pytest.fixture
@@ -176,7 +135,7 @@ def fault_server(request):
     servers = []
 
     def make(mode, delay=0.0):
-        servers.append(FaultServer(mode, delay))
+        servers.append(bad_server(mode, delay))
         return servers[-1]
 
     yield make
@@ -215,7 +174,7 @@ def test_slow_server_times_out_with_bounded_retries(fault_server, no_key, caplog
     assert "timed out: no answer from" in caplog.text and "within 0.5 s" in caplog.text
     # extraction: json_schema attempt + 1 retry (timeouts are not a reason to try the next format);
     # explanation stream: one attempt. Nothing more.
-    assert server.requests == 3
+    assert len(server.requests) == 3
 
 
 def test_http_500_retries_are_bounded(fault_server, no_key, caplog):
@@ -223,7 +182,7 @@ def test_http_500_retries_are_bounded(fault_server, no_key, caplog):
     backend = OpenAIBackend("m", base_url=server.url, timeout=5, retries=2)
     _turn(backend, caplog)
     assert "HTTP 500 from" in caplog.text and "(3 attempts)" in caplog.text
-    assert server.requests == 3 + 1  # extraction: 1 + 2 retries; explanation stream: 1
+    assert len(server.requests) == 3 + 1  # extraction: 1 + 2 retries; explanation stream: 1
 
 
 def test_garbage_output_falls_back(fault_server, no_key, caplog):

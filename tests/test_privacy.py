@@ -15,7 +15,7 @@ import pexpect
 import pytest
 
 from conftest import ROOT, private_data_dir, run_cli
-from test_llm_faults import FaultServer
+from fake_openai import FaultServer
 
 pytestmark = pytest.mark.slow
 

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port, private_data_dir, stop_process
+from conftest import ROOT, private_data_dir, running_ui
 
 pytestmark = pytest.mark.slow
 
@@ -27,27 +23,8 @@ SCREENSHOT = Path(os.environ.get("UI_SCREENSHOT", ROOT / "docs" / "ui.png"))
 @pytest.fixture(scope="module")
 def ui_server(default_data_dir, tmp_path_factory):
     data = private_data_dir(default_data_dir, tmp_path_factory.mktemp("ui") / "data")
-    port = free_port()
-    env = {**os.environ, "CHATREC_DATA_DIR": str(data), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "-m", "chatrec", "ui", "--port", str(port), "--llm", "none"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chatrec ui exited early:\n{proc.stdout.read()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("chatrec ui did not come up")
-                time.sleep(0.5)
+    with running_ui(data) as url:
         yield url, data
-    finally:
-        stop_process(proc)
 
 
 @pytest.fixture(scope="module")

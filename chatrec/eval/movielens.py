@@ -216,6 +216,8 @@ def use_training_behaviour(recommender, cases: Sequence[Case]) -> None:
     MovieLens) holds every held-out rating, which would hand each user their own test item."""
     from chatrec.behaviour import Behaviour, log_for
 
+    if not hasattr(recommender, "use_behaviour"):  # a ranker with only `recommend` (see evaluate_system)
+        return
     cat = recommender.catalogue
     likes = ((str(n), r.item) for n, case in enumerate(cases) for r in case.history if r.rating >= LIKE_THRESHOLD)
     log = log_for("movielens-history-likes", likes, cat.table.index_of, len(cat.ids))

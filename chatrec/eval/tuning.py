@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -25,7 +24,7 @@ from chatrec import rank
 from chatrec.behaviour import Behaviour
 from chatrec.eval.movielens import rank_of
 from chatrec.eval.redial import (
-    CONTEXT_MESSAGES, KS, Case, ProductRanker, behaviour_logs, cases, co_mention_pairs, mention_counts,
+    CONTEXT_MESSAGES, KS, ProductRanker, behaviour_logs, cases, co_mention_pairs, mention_counts,
     mention_prior, metrics,
 )
 
@@ -247,7 +246,3 @@ class Tuner:
 def paper_point(base: rank.Weights) -> dict:
     return {"w_similarity": base.similarity, "w_behaviour": base.behaviour, "w_content": base.content,
             "collaborative": base.collaborative, "mmr_lambda": base.mmr_lambda}
-
-
-def mention_minus(conversations: Sequence[dict]) -> Counter:
-    return mention_counts(conversations)
