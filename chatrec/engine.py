@@ -37,6 +37,8 @@ EVENT_VERBS = {"like": "Liked", "dislike": "Disliked", "watched": "Marked as wat
 #: Longest message read. The embedder reads ~256 word pieces and the model a 2k-token window, so a
 #: longer message adds nothing but time: a 1 MB paste took minutes of tokenising before this cap.
 MAX_MESSAGE_CHARS = 2000
+#: on a like, this many of the items most co-liked with the new likes join the pool (a re-rank stays ~ms)
+LIKE_COLLAB_ROWS = 30
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -274,7 +276,7 @@ class ChatEngine:
             session.arrays = None
         else:  # a like changes who the user resembles: their favourites join the pool
             known = set(session.pool)
-            session.pool = session.pool + [r for r in rec.collab_rows(collab) if r not in known]
+            session.pool = session.pool + [r for r in rec.collab_rows(collab, n=LIKE_COLLAB_ROWS) if r not in known]
         if session.arrays is None:
             session.arrays = rec.pool(session.pool)
         elif len(session.arrays) != len(session.pool):

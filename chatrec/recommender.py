@@ -188,6 +188,7 @@ class Recommender:
         self.weights = settings.weights(self.store.collection_name)
         self._catalogue: Catalogue | None = None
         self._behaviour: Behaviour | None | bool = False  # False: not loaded yet
+        self._collab_memo: dict[tuple, np.ndarray | None] = {}
         self._prior: np.ndarray | None = None
         self._popular: np.ndarray | None = None
 
@@ -220,6 +221,7 @@ class Recommender:
         """Replace everyone's behaviour: the collaborative model and/or the popularity prior (evaluations
         pass logs and counts built from training data only)."""
         self._behaviour = behaviour
+        self._collab_memo = {}
         self._prior = None if prior is None else np.asarray(prior, dtype=np.float64)
         self._popular = None if prior is None else np.argsort(-self._prior, kind="stable")
 
@@ -238,7 +240,15 @@ class Recommender:
             return None
         index_of = self.catalogue.table.index_of
         liked = {index_of[i]: w for i, w in query.liked_items.items() if i in index_of and w > 0}
-        return behaviour.collaborative(liked) if liked else None
+        if not liked:
+            return None
+        # Feedback re-ranks ask again with the same likes (a skip, a click): answer from a small memo.
+        key = (id(behaviour), tuple(sorted(liked.items())))
+        if key not in self._collab_memo:
+            if len(self._collab_memo) >= 64:
+                self._collab_memo.clear()
+            self._collab_memo[key] = behaviour.collaborative(liked)
+        return self._collab_memo[key]
 
     # -- index --------------------------------------------------------------------------------
     def index_file(
