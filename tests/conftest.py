@@ -115,3 +115,37 @@ def running_ui(data_dir: Path, timeout: float = 180):
         yield url
     finally:
         stop_process(proc)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, limit_s: float = 180) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama.cpp server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/models", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("llama.cpp server did not become ready")
+
+
+@contextmanager
+def running_llama_server(n_ctx: int):
+    """``python -m llama_cpp.server`` with the bundled GGUF and an ``n_ctx`` window on a free 127.0.0.1 port;
+    yields its /v1 URL once it answers, stops it afterwards."""
+    from chatrec.llm.backends import default_gguf
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", str(n_ctx), "--verbose", "False"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        _wait_ready(url, proc)
+        yield url
+    finally:
+        stop_process(proc)

@@ -6,8 +6,6 @@ extraction, template explanation), with a note where the user should know, and b
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +15,7 @@ from chatrec.llm.backends import LocalBackend, OpenAIBackend, default_gguf
 from chatrec.recommender import Recommender
 from chatrec.settings import Settings
 from chatrec.state import StateStore
-from conftest import free_port, private_data_dir, run_cli, stop_process
+from conftest import private_data_dir, run_cli, running_llama_server
 from fake_openai import FaultServer
 
 pytestmark = pytest.mark.slow
@@ -109,20 +107,8 @@ def test_local_model_context_overflow_is_trimmed_not_fatal(recommender, tmp_path
 @pytest.fixture(scope="module")
 def small_window_server():
     """A real llama.cpp server whose window (512) is smaller than chatrec is told (llm_ctx)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "512", "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    from test_llm_hosted import _wait_ready
-
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        _wait_ready(url, proc)
+    with running_llama_server(n_ctx=512) as url:
         yield url
-    finally:
-        stop_process(proc)
 
 
 @pytest.mark.timeout(300)

@@ -6,53 +6,26 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
 from chatrec.catalog import Item
-from chatrec.llm.backends import OpenAIBackend, default_gguf
+from chatrec.llm.backends import OpenAIBackend
 from chatrec.llm.explain import Explainer
 from chatrec.llm.extract import Extractor, LLMExtractor, RuleExtractor
 from chatrec.rank import Breakdown
-from conftest import free_port, run_cli, stop_process
+from conftest import free_port, run_cli, running_llama_server
 from fake_openai import FaultServer
 
 pytestmark = pytest.mark.slow
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, limit_s: float = 180) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/models", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError("llama.cpp server did not become ready")
-
-
 @pytest.fixture(scope="module")
 def llama_server():
     """``python -m llama_cpp.server`` with the bundled GGUF on a free port; stopped after the module."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        _wait_ready(url, proc)
+    with running_llama_server(n_ctx=2048) as url:
         yield url
-    finally:
-        stop_process(proc)
 
 
 @pytest.fixture
