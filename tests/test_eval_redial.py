@@ -68,6 +68,7 @@ def test_popularity_ranker_skips_earlier_mentions_when_fresh_only():
 def test_movie_names_parse_with_double_spaces():
     assert redial.parse_movie_name("Bridesmaids  (2011)") == ("Bridesmaids", 2011)
     assert redial.parse_movie_name("How to Train Your Dragon ") == ("How to Train Your Dragon", None)
+    assert redial.parse_movie_name("Why Him%3F (2016)") == ("Why Him?", 2016)  # the file URL-encodes some
 
 
 def test_sentiment_pairs_read_the_seekers_words():

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -67,7 +68,8 @@ def load_conversations(path: Path, limit: int | None = None) -> list[dict]:
 
 
 def parse_movie_name(name: str) -> tuple[str, int | None]:
-    name = " ".join(name.split())
+    # the ReDial file URL-encodes some characters ("Why Him%3F (2016)"): decode, or the title never matches
+    name = " ".join(unquote(name).split())
     m = NAME.match(name)
     return (m.group(1).strip(), int(m.group(2))) if m else (name.strip(), None)
 
