@@ -188,7 +188,7 @@ class Recommender:
         self.weights = settings.weights(self.store.collection_name)
         self._catalogue: Catalogue | None = None
         self._behaviour: Behaviour | None | bool = False  # False: not loaded yet
-        self._collab_memo: dict[tuple, np.ndarray | None] = {}
+        self._collab_memo: dict[tuple, np.ndarray | None] = {}  # likes -> collaborative scores
         self._prior: np.ndarray | None = None
         self._popular: np.ndarray | None = None
 
@@ -209,13 +209,21 @@ class Recommender:
             likes = read_interactions(path, self.settings.liked_rating)
         except InteractionError as exc:
             raise StoreError(f"{exc} (set CHATREC_INTERACTIONS to a valid log, or to nothing to switch it off)") from None
+        behaviour = self._behaviour_from(Path(path).name, likes)
+        if behaviour is None:
+            log.info("the interaction log %s names no item of this catalogue: no collaborative score", path)
+        return behaviour
+
+    def _behaviour_from(self, name: str, likes: Iterable[tuple[str, str]]) -> Behaviour | None:
+        """One interaction log over this catalogue from (user, item id) likes; None if it names no item."""
         cat = self.catalogue
-        log = log_for(Path(path).name, likes, cat.table.index_of, len(cat.ids))
-        if log.n_likes == 0:
-            log_ = logging.getLogger(__name__)
-            log_.info("the interaction log %s names no item of this catalogue: no collaborative score", path)
-            return None
-        return Behaviour(((log, 1.0),))
+        interactions = log_for(name, likes, cat.table.index_of, len(cat.ids))
+        return Behaviour(((interactions, 1.0),)) if interactions.n_likes else None
+
+    def use_likes(self, name: str, likes: Iterable[tuple[str, str]]) -> None:
+        """Everyone's behaviour from these (user, item id) likes instead of ``settings.interactions``
+        (an evaluation passes its training part only)."""
+        self.use_behaviour(self._behaviour_from(name, likes))
 
     def use_behaviour(self, behaviour: Behaviour | None, prior: np.ndarray | None = None) -> None:
         """Replace everyone's behaviour: the collaborative model and/or the popularity prior (evaluations
@@ -243,7 +251,7 @@ class Recommender:
         if not liked:
             return None
         # Feedback re-ranks ask again with the same likes (a skip, a click): answer from a small memo.
-        key = (id(behaviour), tuple(sorted(liked.items())))
+        key = tuple(sorted(liked.items()))  # use_behaviour clears the memo
         if key not in self._collab_memo:
             if len(self._collab_memo) >= 64:
                 self._collab_memo.clear()

@@ -19,7 +19,7 @@ from chatrec.behaviour import read_interactions
 from chatrec.catalog import load_catalog
 from chatrec.eval import redial, tuning
 from chatrec.llm.extract import build_extractor
-from chatrec.recommender import Query, Recommender
+from chatrec.recommender import Recommender
 from chatrec.settings import Settings
 
 
@@ -40,14 +40,7 @@ def main() -> None:
     # k=2 folds over train + scored: fold 1 holds every other conversation; its behaviour excludes them
     tuner = tuning.Tuner(rec, extractor, train + scored, movies, items, read_interactions(settings.interactions), k=2)
     ranker = redial.ProductRanker(rec, extractor, fresh_only=True)
-    queries = []
-    for conv in scored:
-        for case in redial.cases(conv, True):
-            p = ranker.profile(case)
-            queries.append(Query(text=" ".join(t for _, t in case.context[-redial.CONTEXT_MESSAGES:]),
-                                 liked_tags=p.liked_tags, disliked_tags=p.disliked_tags,
-                                 liked_items=dict(p.liked_items), exclude_ids=frozenset(case.earlier)))
-    queries = queries[: args.cases]
+    queries = [ranker.query(case) for conv in scored for case in redial.cases(conv, True)][: args.cases]
     variants = [tuning.Variant("before", mention_prior=False, movielens=False, co_mentions=False),
                 tuning.Variant("+ mention prior", movielens=False, co_mentions=False),
                 tuning.Variant("+ MovieLens", co_mentions=False), tuning.Variant("+ co-mentions")]

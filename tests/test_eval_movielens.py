@@ -105,7 +105,10 @@ class FakeRecommender:
     """Returns a fixed list; records the queries it saw."""
 
     def __init__(self, ids):
-        self.ids, self.queries = ids, []
+        self.ids, self.queries, self.likes = ids, [], None
+
+    def use_likes(self, name, likes):
+        self.likes = list(likes)
 
     def recommend(self, query, k=10):
         self.queries.append((query, k))
@@ -127,6 +130,8 @@ def test_evaluate_reports_rounded_figures_for_the_scored_users(tmp_path):
     fake = FakeRecommender(["12", "99", "98", "13"])
     out = ml.evaluate(fake, path, limit=2)
     assert out["n_users"] == 2 and len(fake.queries) == 2 and fake.queries[0][1] == 10
+    # everyone's behaviour comes from the histories' likes (rating >= 4): never a held-out rating
+    assert sorted(item for _, item in fake.likes) == ["10", "10", "11"]
     assert out["hr@10"] == 1.0 and out["ndcg@10"] == round((1 + 1 / math.log2(5)) / 2, 4)
     assert set(out["baselines"]) == {"popularity", "item_knn"}
     assert out["published"]["LlamaRec"] == {"hr@10": 0.1524, "ndcg@10": 0.0759}

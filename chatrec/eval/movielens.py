@@ -214,21 +214,15 @@ def system_query(case: Case):
 def use_training_behaviour(recommender, cases: Sequence[Case]) -> None:
     """The collaborative half of B from the histories only: the product's default log (all of
     MovieLens) holds every held-out rating, which would hand each user their own test item."""
-    from chatrec.behaviour import Behaviour, log_for
-
-    if not hasattr(recommender, "use_behaviour"):  # a ranker with only `recommend` (see evaluate_system)
-        return
-    cat = recommender.catalogue
-    likes = ((str(n), r.item) for n, case in enumerate(cases) for r in case.history if r.rating >= LIKE_THRESHOLD)
-    log = log_for("movielens-history-likes", likes, cat.table.index_of, len(cat.ids))
-    recommender.use_behaviour(Behaviour(((log, 1.0),)) if log.n_likes else None)
+    likes = [(str(n), r.item) for n, case in enumerate(cases) for r in case.history if r.rating >= LIKE_THRESHOLD]
+    recommender.use_likes("movielens-history-likes", likes)
 
 
 def evaluate_system(recommender, cases: Sequence[Case], k: int = K) -> list[int | None]:
     """Rank of each case's test item in ``recommender.recommend(system_query(case), k)``.
 
     ``recommender`` is a :class:`chatrec.recommender.Recommender` (anything with the same
-    ``recommend`` works). Note: the catalogue's engagement prior saw the held-out ratings too
+    ``recommend`` works here; :func:`evaluate` also calls its ``use_likes``). Note: the catalogue's engagement prior saw the held-out ratings too
     (see the module docstring), so these figures carry a small leak.
     """
     ranks = []

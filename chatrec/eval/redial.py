@@ -239,15 +239,19 @@ class ProductRanker:
         self._state = (case.conversation, len(case.context), p)
         return p
 
-    def rank(self, case: Case, k: int = 50) -> list[str]:
+    def query(self, case: Case):
+        """What the recommender is asked for this case: the recent context as text, the profile's tags and
+        liked items, and (fresh-only) the movies mentioned earlier left out."""
         from chatrec.recommender import Query
 
         p = self.profile(case)
         text = " ".join(t for _, t in case.context[-CONTEXT_MESSAGES:])
         exclude = frozenset(case.earlier) if self.fresh_only else frozenset()
-        query = Query(text=text, liked_tags=p.liked_tags, disliked_tags=p.disliked_tags,
-                      liked_items={i: w for i, w in p.liked_items.items()}, exclude_ids=exclude)
-        return [r.item.id for r in self.rec.recommend(query, k=k).items]
+        return Query(text=text, liked_tags=p.liked_tags, disliked_tags=p.disliked_tags,
+                     liked_items=dict(p.liked_items), exclude_ids=exclude)
+
+    def rank(self, case: Case, k: int = 50) -> list[str]:
+        return [r.item.id for r in self.rec.recommend(self.query(case), k=k).items]
 
 
 class EmbeddingRanker:

@@ -24,7 +24,7 @@ from chatrec import rank
 from chatrec.behaviour import Behaviour
 from chatrec.eval.movielens import rank_of
 from chatrec.eval.redial import (
-    CONTEXT_MESSAGES, KS, ProductRanker, behaviour_logs, cases, co_mention_pairs, mention_counts,
+    KS, ProductRanker, behaviour_logs, cases, co_mention_pairs, mention_counts,
     mention_prior, metrics,
 )
 
@@ -101,7 +101,7 @@ def score(prepared: Sequence[Prepared], weights: rank.Weights) -> list[int | Non
 
 
 def ranks_without_mmr(prepared: Sequence[Prepared], points: Sequence[dict], base: rank.Weights) -> np.ndarray:
-    """Ranks (pairs × points, None past 50) of every target under many weight settings at once, λ = 1.
+    """Ranks (pairs × points, inf past 50) of every target under many weight settings at once, λ = 1.
 
     The fused score is linear in its components, so one matrix product scores a pool under all the
     settings; a target's rank is 1 + the number of kept items scoring higher. Same numbers as
@@ -154,7 +154,7 @@ class Tuner:
         self.k = k
         self.fold = folds_of(conversations, k)
         self.progress = progress
-        self._profiles: dict[tuple[str, int], object] = {}
+        self._queries: dict[tuple[str, int], object] = {}
         self._vectors: dict[tuple[str, int], np.ndarray | None] = {}
         self.cases = [(self.fold[n], c) for n, conv in enumerate(conversations) for c in cases(conv, True)]
 
@@ -177,8 +177,6 @@ class Tuner:
 
     # -- per-case features ----------------------------------------------------------------------
     def prepare(self, variant: Variant) -> list[Fold]:
-        from chatrec.recommender import Query
-
         out = []
         ranker = ProductRanker(self.rec, self.extractor, fresh_only=True)
         for g in range(self.k):
@@ -188,12 +186,9 @@ class Tuner:
                 if fold != g:
                     continue
                 key = (case.conversation, len(case.context))
-                if key not in self._profiles:
-                    self._profiles[key] = ranker.profile(case)
-                p = self._profiles[key]
-                text = " ".join(t for _, t in case.context[-CONTEXT_MESSAGES:])
-                query = Query(text=text, liked_tags=p.liked_tags, disliked_tags=p.disliked_tags,
-                              liked_items=dict(p.liked_items), exclude_ids=frozenset(case.earlier))
+                if key not in self._queries:  # extraction and profile do not depend on the fold
+                    self._queries[key] = ranker.query(case)
+                query = self._queries[key]
                 if key not in self._vectors:
                     self._vectors[key] = self.rec.user_vector(query)
                 vector = self._vectors[key]
