@@ -2,8 +2,9 @@
 
 Matching is on normalised titles (lower case, no accents or punctuation, leading article
 dropped). Multi-word titles match anywhere; one-word titles only when written capitalised and
-not a common word, so "It", "Up" or "Heat" in ordinary prose are not read as films. A year
-right after the title picks among remakes; otherwise the most engaged-with item wins.
+not a common word, so "It", "Up" or "Heat" in ordinary prose are not read as films, unless the
+film's own year follows ("It (2017)"). A year right after the title picks among remakes; otherwise
+the most engaged-with item wins.
 Not handled: misspelt titles (beyond punctuation and articles) and titles longer than 10 words.
 """
 
@@ -105,17 +106,19 @@ class TitleIndex:
                     key = " ".join(parts[1:])
                 if key not in self.by_norm:
                     continue
-                if n == 1 or (n == 2 and norms[i] in ARTICLES):
+                start, end = words[i][0], words[i + n - 1][1]
+                ym = re.match(r"\s*\(\s*(\d{4})\s*\)", text[end:])
+                year = int(ym.group(1)) if ym else None
+                # "It (2017)", "Avatar (2009) is...": a catalogue title with its own year is evidence enough
+                dated = year is not None and any(e.year is not None and abs(e.year - year) <= 1
+                                                 for e in self.by_norm[key])
+                if (n == 1 or (n == 2 and norms[i] in ARTICLES)) and not dated:
                     raw = text[words[i + n - 1][0] : words[i + n - 1][1]]
                     # "The Thing" (article + capital) is evidence enough; a bare word must be uncommon
                     trusted = key in self.single_ok or (n == 2 and len(key) >= 3)
                     if not trusted or not raw[:1].isupper() or _sentence_start(text, words[i][0]):
                         continue
-                start, end = words[i][0], words[i + n - 1][1]
-                year = None
-                ym = re.match(r"\s*\(\s*(\d{4})\s*\)", text[end:])
                 if ym:
-                    year = int(ym.group(1))
                     end += ym.end()
                 elif not _looks_like_title(text, words[i : i + n]):
                     continue

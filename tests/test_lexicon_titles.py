@@ -83,3 +83,13 @@ def test_normalise_title():
     assert normalise_title("The Matrix") == "matrix"
     assert normalise_title("Amélie!") == "amelie"
     assert normalise_title("Fast & Furious") == "fast and furious"
+
+
+def test_a_title_followed_by_its_own_year_is_a_title_even_where_a_bare_word_is_not(titles):
+    # ReDial writes every mention as "Title (year)", often opening a message: "Up (2009) is my favourite"
+    assert [(m.item_id, m.text) for m in titles.find("Up (2009) is my favourite")] == [("6", "Up (2009)")]
+    assert [m.item_id for m in titles.find("I cried at the end of Up (2009).")] == ["6"]
+    assert [m.item_id for m in titles.find("Alien (1979) still holds up")] == ["1"]
+    # a year that belongs to no film of that name is no evidence: the common word stays a word
+    assert titles.find("Up (1950) next, something funny") == []
+    assert titles.find("that came up (2020) in the news") == []
