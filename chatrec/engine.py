@@ -20,7 +20,7 @@ from chatrec import profile as prof
 from chatrec.catalog import tag_key
 from chatrec.llm.explain import Chunk, Explainer, reason
 from chatrec.profile import Profile
-from chatrec.recommender import Query, Recommendation, Recommender
+from chatrec.recommender import CONTEXT_ITEMS, Query, Recommendation, Recommender, context_seeds
 from chatrec.settings import Settings
 from chatrec.state import StateStore
 
@@ -93,6 +93,9 @@ class Session:
     pool: list[int] = field(default_factory=list)  # candidate rows of the current list
     arrays: object = None  # recommender.Pool of ``pool``, gathered once per retrieval
     request: str = ""
+    # picks shown on earlier turns, oldest first: what the conversation has been about (they seed the
+    # collaborative part, as a human recommender's own suggestions steer the next ones; ReDial, docs/RESULTS.md)
+    context: list[str] = field(default_factory=list)
 
 
 class ChatEngine:
@@ -144,6 +147,8 @@ class ChatEngine:
             self._save_turn(session, text, CLARIFY)
             reply.seconds = time.perf_counter() - t0
             return reply
+        if session.request:  # the last list answered a request (not a clarifying question's cold picks)
+            session.context = [*session.context, *(r.item.id for r in session.shown)][-2 * CONTEXT_ITEMS:]
         session.request = text if not unclear else session.profile.last_query
         session.earlier = set()
         self._rank(session, fresh=True)
@@ -221,6 +226,7 @@ class ChatEngine:
         """Start over: empty profile (stored), current list cleared. History is kept."""
         session.profile = Profile()
         session.shown, session.pool, session.earlier, session.request = [], [], set(), ""
+        session.context = []
         self.state.save_profile(session.user_id, session.profile)
 
     def forget(self, session: Session) -> None:
@@ -229,6 +235,7 @@ class ChatEngine:
         session.profile = Profile()
         session.history.clear()
         session.shown, session.pool, session.earlier, session.request = [], [], set(), ""
+        session.context = []
 
     def remove_tag(self, session: Session, tag: str) -> Reply:
         session.profile = prof.remove_tag(session.profile, tag)
@@ -263,6 +270,7 @@ class ChatEngine:
             liked_items=p.liked_items,
             user_events=p.events,
             exclude_ids=p.excluded | frozenset(session.earlier),
+            context_items=context_seeds(session.context, p, self.settings.context_seed),
         )
 
     def _rank(self, session: Session, fresh: bool) -> None:

@@ -65,6 +65,9 @@ class Query:
     liked_items: Mapping[str, float] = field(default_factory=dict)
     user_events: Mapping[str, float] = field(default_factory=dict)
     exclude_ids: frozenset[str] = frozenset()
+    #: items the conversation has been about without a like (named by either side, picks shown on an
+    #: earlier turn), id -> seed weight: they steer the collaborative part of B, weaker than a like
+    context_items: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_preferences(cls, prefs, text: str, like_tags=None, dislike_tags=None) -> "Query":
@@ -88,6 +91,20 @@ class Query:
     @property
     def is_cold(self) -> bool:
         return not (self.text.strip() or self.liked_tags or self.liked_items)
+
+
+#: how many of the most recent conversation items seed the collaborative part
+CONTEXT_ITEMS = 10
+
+
+def context_seeds(items: Iterable[str], profile, weight: float) -> dict[str, float]:
+    """Seed weights for the items a conversation has been about (oldest first): the last
+    ``CONTEXT_ITEMS`` that the user has neither liked (a like seeds at its own strength) nor disliked."""
+    if weight <= 0:
+        return {}
+    skip = set(profile.liked_items) | profile.disliked_items
+    recent = [i for i in dict.fromkeys(items) if i not in skip][-CONTEXT_ITEMS:]
+    return {i: weight for i in recent}
 
 
 @dataclass
@@ -242,20 +259,22 @@ class Recommender:
         return self.catalogue.popular_order if self._popular is None else self._popular
 
     def collaborative(self, query: "Query") -> np.ndarray | None:
-        """Collaborative scores over the whole catalogue for the query's liked items, or None."""
+        """Collaborative scores over the whole catalogue, seeded by the query's liked items and (at their
+        lower weight) the items the conversation has been about; None without seeds or behaviour."""
         behaviour = self.behaviour
-        if behaviour is None or not query.liked_items:
+        if behaviour is None or not (query.liked_items or query.context_items):
             return None
         index_of = self.catalogue.table.index_of
-        liked = {index_of[i]: w for i, w in query.liked_items.items() if i in index_of and w > 0}
-        if not liked:
+        seeds = {index_of[i]: w for i, w in query.context_items.items() if i in index_of and w > 0}
+        seeds.update({index_of[i]: w for i, w in query.liked_items.items() if i in index_of and w > 0})
+        if not seeds:
             return None
-        # Feedback re-ranks ask again with the same likes (a skip, a click): answer from a small memo.
-        key = tuple(sorted(liked.items()))  # use_behaviour clears the memo
+        # Feedback re-ranks ask again with the same seeds (a skip, a click): answer from a small memo.
+        key = tuple(sorted(seeds.items()))  # use_behaviour clears the memo
         if key not in self._collab_memo:
             if len(self._collab_memo) >= 64:
                 self._collab_memo.clear()
-            self._collab_memo[key] = behaviour.collaborative(liked)
+            self._collab_memo[key] = behaviour.collaborative(seeds)
         return self._collab_memo[key]
 
     # -- index --------------------------------------------------------------------------------

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="Share of B that is collaborative (items liked by the same people) "
         "rather than the popularity prior, once the user has liked something.",
     )
+    context_seed: float = Field(
+        0.5, ge=0, le=1, description="Seed weight, against 1 for a like, of the items the conversation has been "
+        "about (picks shown on earlier turns) in the collaborative score; 0 to switch it off.",
+    )
     interactions: Path | None = Field(
         DEFAULT_INTERACTIONS, description="Interaction log for the collaborative score (CSV: user, item, "
         "optional rating/weight); empty to switch it off.",

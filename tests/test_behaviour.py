@@ -111,3 +111,32 @@ def test_tuned_weights_load_per_collection_and_explicit_settings_win(tmp_path, m
     assert Settings(data_dir=tmp_path, use_tuned=False).weights("my-shop") == rank.Weights(similarity=0.9)
     (tmp_path / "tuned_weights.json").write_text("{not json")  # a damaged file: the defaults, no crash
     assert Settings(data_dir=tmp_path).weights("my-shop") == rank.Weights(similarity=0.9)
+
+
+def test_context_seeds_keep_the_recent_items_the_user_neither_liked_nor_disliked():
+    from chatrec.profile import Profile
+    from chatrec.recommender import CONTEXT_ITEMS, context_seeds
+
+    p = Profile(liked_items={"a": 1.0}, disliked_items=frozenset({"b"}))
+    items = ["a", "b", "c", "d", "c"] + [f"x{n}" for n in range(CONTEXT_ITEMS)]
+    seeds = context_seeds(items, p, 0.5)
+    assert list(seeds) == [f"x{n}" for n in range(CONTEXT_ITEMS)]  # the most recent ones, oldest first
+    assert set(seeds.values()) == {0.5}
+    assert context_seeds(["c", "d"], p, 0.5) == {"c": 0.5, "d": 0.5}
+    assert context_seeds(["c", "d"], p, 0.0) == {}  # switched off
+
+
+def test_collaborative_seeds_are_likes_over_context_items():
+    from types import SimpleNamespace
+
+    from chatrec.recommender import Query, Recommender
+
+    seen = []
+    behaviour = SimpleNamespace(collaborative=lambda seeds: seen.append(dict(seeds)) or np.ones(3))
+    fake = SimpleNamespace(behaviour=behaviour, _collab_memo={},
+                           catalogue=SimpleNamespace(table=SimpleNamespace(index_of={"a": 0, "b": 1, "c": 2})))
+    Recommender.collaborative(fake, Query(liked_items={"a": 0.8}, context_items={"a": 0.5, "b": 0.5, "zz": 0.5}))
+    assert seen == [{0: 0.8, 1: 0.5}]  # a like wins over the same item as context; unknown ids drop
+    assert Recommender.collaborative(fake, Query(context_items={"c": 0.5})) is not None
+    assert Recommender.collaborative(fake, Query()) is None
+    assert Recommender.collaborative(fake, Query(context_items={"c": 0.0})) is None

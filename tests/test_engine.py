@@ -166,3 +166,27 @@ def test_bad_feedback_is_a_clear_error(engine):
         engine.feedback(s, 9, "like")
     with pytest.raises(EngineError, match="unknown event"):
         engine.feedback(s, 1, "teleport")
+
+
+def test_earlier_picks_seed_the_next_turn_and_a_dislike_takes_its_pick_out(engine, recommender):
+    """A new request carries the picks shown before it as conversation context (ReDial: a recommender's
+    own suggestions steer its next ones); a clarifying question's cold picks do not count, nor a disliked pick."""
+    s = engine.session("u-context")
+    engine.turn(s, "hi")  # clarify: popular cold picks
+    engine.turn(s, "a space adventure").text()
+    assert s.context == [] and engine._query(s).context_items == {}
+    first = [r.item.id for r in s.shown]
+    engine.feedback(s, 1, "dislike")
+    second = [r.item.id for r in s.shown]
+    engine.turn(s, "something with robots").text()
+    query = engine._query(s)
+    assert first[0] not in query.context_items  # disliked
+    assert set(query.context_items) == set(second) - {first[0]}
+    assert set(query.context_items.values()) == {engine.settings.context_seed}
+    # the seeds move the collaborative part: without them there is none (nothing liked)
+    from dataclasses import replace
+
+    assert recommender.collaborative(replace(query, context_items={})) is None
+    assert recommender.collaborative(query) is not None
+    engine.reset(s)
+    assert s.context == []
