@@ -595,15 +595,16 @@ def tune(
     base = settings.weights()
     say = (lambda _: None) if json_ else (lambda line: err.print(line))
     tuner = Tuner(rec, extractor, convs, redial_movies, items, _rating_likes(settings), k=folds, progress=say)
-    full = Variant("tuned: mention prior + MovieLens + co-mentions")
+    full = Variant("tuned: mention prior + MovieLens + co-mentions + earlier picks as context")
     prepared = tuner.prepare(full)
     rows = []
     if ablation:
         steps = [
             (Variant("before: rating prior, no collaborative", mention_prior=False, movielens=False,
-                     co_mentions=False), True),
-            (Variant("+ mention-count prior", movielens=False, co_mentions=False), True),
-            (Variant("+ MovieLens co-likes in B", co_mentions=False), True),
+                     co_mentions=False, context_seed=0.0), True),
+            (Variant("+ mention-count prior", movielens=False, co_mentions=False, context_seed=0.0), True),
+            (Variant("+ MovieLens co-likes in B", co_mentions=False, context_seed=0.0), True),
+            (Variant("+ co-mentions in training conversations", context_seed=0.0), True),
             (full, True),
         ]
         for variant, paper in steps:

@@ -39,14 +39,17 @@ def main() -> None:
     scored = redial.load_conversations(args.redial / "valid_100.jsonl")
     # k=2 folds over train + scored: fold 1 holds every other conversation; its behaviour excludes them
     tuner = tuning.Tuner(rec, extractor, train + scored, movies, items, read_interactions(settings.interactions), k=2)
-    ranker = redial.ProductRanker(rec, extractor, fresh_only=True)
-    queries = [ranker.query(case) for conv in scored for case in redial.cases(conv, True)][: args.cases]
-    variants = [tuning.Variant("before", mention_prior=False, movielens=False, co_mentions=False),
-                tuning.Variant("+ mention prior", movielens=False, co_mentions=False),
-                tuning.Variant("+ MovieLens", co_mentions=False), tuning.Variant("+ co-mentions")]
+    cases = [case for conv in scored for case in redial.cases(conv, True)][: args.cases]
+    queries = {seed: [redial.ProductRanker(rec, extractor, True, context_seed=seed).query(c) for c in cases]
+               for seed in (0.0, settings.context_seed)}
+    variants = [tuning.Variant("before", mention_prior=False, movielens=False, co_mentions=False, context_seed=0.0),
+                tuning.Variant("+ mention prior", movielens=False, co_mentions=False, context_seed=0.0),
+                tuning.Variant("+ MovieLens", co_mentions=False, context_seed=0.0),
+                tuning.Variant("+ co-mentions", context_seed=0.0),
+                tuning.Variant("+ earlier picks", context_seed=settings.context_seed)]
     tuned = Settings(llm="none").weights("redial-movies")
     weights = {"paper": settings.weights(), "tuned": tuned}
-    for q in queries:
+    for q in queries[0.0]:
         rec.store.embedder.query(q.text)
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
@@ -54,7 +57,7 @@ def main() -> None:
             tuner.use_fold_behaviour(1, variant)
             for name, w in weights.items():
                 rec.weights = w
-                for q in queries:
+                for q in queries[variant.context_seed]:
                     t0 = time.perf_counter()
                     rec.recommend(q, k=50)
                     times.setdefault((variant.name, name), []).append(time.perf_counter() - t0)

@@ -217,38 +217,48 @@ def metrics(ranks: list[int | None]) -> dict:
 
 # -- the systems -------------------------------------------------------------------------------
 class ProductRanker:
-    """The chat path: extractor → profile → retrieve → fused score, on the ReDial catalogue."""
+    """The chat path: extractor → profile → retrieve → fused score, on the ReDial catalogue.
 
-    def __init__(self, recommender, extractor, fresh_only: bool):
+    The system plays the recommender: the movies the recommender named earlier are its own earlier picks,
+    which seed the collaborative part as the chat engine's shown picks do (``Settings.context_seed``)."""
+
+    def __init__(self, recommender, extractor, fresh_only: bool, context_seed: float | None = None):
         self.rec = recommender
         self.extractor = extractor
         self.fresh_only = fresh_only
-        # cases of one conversation arrive in order: fold each seeker message into the profile once
-        self._state: tuple[str, int, prof.Profile] = ("", 0, prof.Profile())
+        self.context_seed = recommender.settings.context_seed if context_seed is None else context_seed
+        # cases of one conversation arrive in order: fold each message into the profile once
+        self._state: tuple[str, int, prof.Profile, dict[str, None]] = ("", 0, prof.Profile(), {})
 
-    def profile(self, case: Case) -> prof.Profile:
-        conv, done, p = self._state
+    def profile(self, case: Case) -> tuple[prof.Profile, list[str]]:
+        """The seeker's profile after the case's context, and the titles the recommender named so far."""
+        conv, done, p, named = self._state
         if conv != case.conversation or done > len(case.context):
-            done, p = 0, prof.Profile()
+            done, p, named = 0, prof.Profile(), {}
         for i in range(done, len(case.context)):
             role, text = case.context[i]
             if role == "user":
                 prefs = self.extractor.extract(text, case.context[max(0, i - 4):i])
                 mentioned = {m.id: m.sentiment or 0.5 for m in prefs.items if m.id}  # a bare mention leans liked
                 p = prof.apply_preferences(p, prefs.liked_tags, prefs.disliked_tags, mentioned)
-        self._state = (case.conversation, len(case.context), p)
-        return p
+            else:  # the product reads titles the same way in both roles
+                for m in self.extractor.rules.vocabulary.titles.find(text):
+                    named.pop(m.item_id, None)
+                    named[m.item_id] = None
+        self._state = (case.conversation, len(case.context), p, named)
+        return p, list(named)
 
     def query(self, case: Case):
         """What the recommender is asked for this case: the recent context as text, the profile's tags and
-        liked items, and (fresh-only) the movies mentioned earlier left out."""
-        from chatrec.recommender import Query
+        liked items, its own earlier picks as context, and (fresh-only) the movies mentioned earlier left out."""
+        from chatrec.recommender import Query, context_seeds
 
-        p = self.profile(case)
+        p, named = self.profile(case)
         text = " ".join(t for _, t in case.context[-CONTEXT_MESSAGES:])
         exclude = frozenset(case.earlier) if self.fresh_only else frozenset()
         return Query(text=text, liked_tags=p.liked_tags, disliked_tags=p.disliked_tags,
-                     liked_items=dict(p.liked_items), exclude_ids=exclude)
+                     liked_items=dict(p.liked_items), exclude_ids=exclude,
+                     context_items=context_seeds(named, p, self.context_seed))
 
     def rank(self, case: Case, k: int = 50) -> list[str]:
         return [r.item.id for r in self.rec.recommend(self.query(case), k=k).items]

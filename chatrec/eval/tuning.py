@@ -56,6 +56,7 @@ class Variant:
     movielens: bool = True
     co_mentions: bool = True
     co_mention_weight: float = 1.0
+    context_seed: float | None = None  # the recommender's earlier picks as seeds (None: the setting)
 
 
 @dataclass
@@ -154,7 +155,7 @@ class Tuner:
         self.k = k
         self.fold = folds_of(conversations, k)
         self.progress = progress
-        self._queries: dict[tuple[str, int], object] = {}
+        self._queries: dict[tuple[str, int, float], object] = {}
         self._vectors: dict[tuple[str, int], np.ndarray | None] = {}
         self.cases = [(self.fold[n], c) for n, conv in enumerate(conversations) for c in cases(conv, True)]
 
@@ -178,7 +179,7 @@ class Tuner:
     # -- per-case features ----------------------------------------------------------------------
     def prepare(self, variant: Variant) -> list[Fold]:
         out = []
-        ranker = ProductRanker(self.rec, self.extractor, fresh_only=True)
+        ranker = ProductRanker(self.rec, self.extractor, fresh_only=True, context_seed=variant.context_seed)
         for g in range(self.k):
             self.use_fold_behaviour(g, variant)
             prepared, ranking = [], 0.0
@@ -186,9 +187,10 @@ class Tuner:
                 if fold != g:
                     continue
                 key = (case.conversation, len(case.context))
-                if key not in self._queries:  # extraction and profile do not depend on the fold
-                    self._queries[key] = ranker.query(case)
-                query = self._queries[key]
+                qkey = (*key, ranker.context_seed)
+                if qkey not in self._queries:  # extraction and profile do not depend on the fold
+                    self._queries[qkey] = ranker.query(case)
+                query = self._queries[qkey]
                 if key not in self._vectors:
                     self._vectors[key] = self.rec.user_vector(query)
                 vector = self._vectors[key]
