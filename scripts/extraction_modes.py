@@ -11,7 +11,7 @@ import numpy as np
 
 from chatrec.eval.extraction import load_cases
 from chatrec.llm.backends import LLMError, make_backend
-from chatrec.llm.extract import Extractor, LLMExtractor, build_extractor, micro_f1
+from chatrec.llm.extract import LLMExtractor, build_extractor, micro_f1
 from chatrec.recommender import Recommender
 from chatrec.settings import Settings
 

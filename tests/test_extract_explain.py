@@ -3,8 +3,6 @@ test_llm_local.py and test_llm_hosted.py."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from chatrec.catalog import Item

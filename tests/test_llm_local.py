@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from chatrec.llm.backends import LLMError, LocalBackend, default_gguf
 from chatrec.llm.explain import Explainer
-from chatrec.llm.extract import Extractor, LLMAnswer, LLMExtractor, RuleExtractor, answer_schema
+from chatrec.llm.extract import Extractor, LLMExtractor, RuleExtractor, answer_schema
 
 pytestmark = pytest.mark.slow
 

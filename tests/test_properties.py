@@ -11,8 +11,6 @@ import csv
 import io
 import json
 import math
-import shutil
-import tempfile
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -20,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from chatrec import lexicon, rank
-from chatrec.catalog import CatalogError, Item, load_catalog, tag_key
+from chatrec import rank
+from chatrec.catalog import CatalogError, Item, load_catalog
 from chatrec.llm.extract import GENRE_KEYS, Preferences, RuleExtractor, Vocabulary
 from chatrec.titles import TitleIndex
 from conftest import CATALOG
