@@ -37,6 +37,39 @@ def test_cases_follow_the_protocol():
     assert [c.targets for c in fresh] == [["30"]]  # @10 was mentioned before; @30 again is not fresh
 
 
+def test_the_recommenders_earlier_picks_seed_later_cases():
+    """The system plays the recommender: titles it named earlier are context seeds (at the setting's
+    weight) unless the seeker liked or disliked them; the seeker's own titles go to the profile."""
+    from types import SimpleNamespace
+
+    from chatrec.llm.extract import Extractor, RuleExtractor, Vocabulary
+    from chatrec.titles import TitleIndex
+
+    titles = TitleIndex([("10", "Alien", 1979, 0.9, ()), ("20", "Heat", 1995, 0.9, ()), ("30", "Up", 2009, 0.9, ()),
+                         ("40", "Jaws", 1975, 0.9, ())])
+    conv = {
+        "conversationId": "c2", "initiatorWorkerId": 1, "respondentWorkerId": 2,
+        "movieMentions": {"10": "Alien (1979)", "20": "Heat (1995)", "30": "Up (2009)", "40": "Jaws (1975)"},
+        "messages": [
+            {"senderWorkerId": 1, "text": "Hi, I want a movie tonight"},
+            {"senderWorkerId": 2, "text": "Have you seen @10 ?"},
+            {"senderWorkerId": 1, "text": "No. I hated @20 though"},
+            {"senderWorkerId": 2, "text": "Then try @30"},
+            {"senderWorkerId": 1, "text": "ok"},
+            {"senderWorkerId": 2, "text": "Or @40 or @20"},
+        ],
+    }
+    extractor = Extractor(RuleExtractor(Vocabulary({}, titles)))
+    rec = SimpleNamespace(settings=SimpleNamespace(context_seed=0.5))
+    ranker = redial.ProductRanker(rec, extractor, fresh_only=True)
+    opening, first, second = (ranker.query(c) for c in redial.cases(conv, True))
+    assert opening.context_items == {}
+    assert first.context_items == {"10": 0.5} and "20" in first.exclude_ids
+    assert second.context_items == {"10": 0.5, "30": 0.5}  # "Up (2009)": one common word, read by its year
+    off = redial.ProductRanker(rec, extractor, fresh_only=True, context_seed=0.0)
+    assert all(not off.query(c).context_items for c in redial.cases(conv, True))
+
+
 def test_metrics():
     m = redial.metrics([1, 5, 40, None])
     assert m["n_pairs"] == 4
