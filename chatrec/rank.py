@@ -11,10 +11,10 @@ How each component is normalised to [0, 1] (see also README "Ranking"):
 * B (behaviour): ``share_user · B_user + (1 - share_user) · B_global`` where
   ``B_user = 1 - exp(-events / user_scale)`` saturates the user's own weighted events on the item,
   and ``B_global`` is everyone's behaviour: the catalogue-wide engagement prior in [0, 1] (see
-  :func:`global_engagement`), blended when the user has liked items with the collaborative score
-  (items liked by the same people, :mod:`chatrec.behaviour`):
+  :func:`global_engagement`), blended, once the user has liked items or been shown earlier picks, with
+  the collaborative score (items liked by the same people as those seeds, :mod:`chatrec.behaviour`):
   ``B_global = (1 - collaborative) · prior + collaborative · collab``. With no user events and no
-  liked items, B is the global prior alone.
+  seeds, B is the global prior alone.
 * C (content): ``sum(w_t for liked tags t the item has) / sum(w_t for all liked tags)``.
 * penalty: ``penalty_weight · sum(d_t for disliked tags the item has) / sum(d_t)``, subtracted
   from the fused score; with the default weight of 1 an item carrying every disliked tag
@@ -205,7 +205,7 @@ def fuse(
 
     ``content``/``dislike`` are the liked/disliked tag-match shares in [0, 1]; ``event_totals`` the
     user's weighted events per candidate and ``has_events`` whether the user touched it at all;
-    ``collab`` the collaborative score in [0, 1] (None when the user has liked nothing).
+    ``collab`` the collaborative score in [0, 1] (None without seeds: no likes, no earlier picks).
     """
     n = len(cosines)
     sims = rescale_similarity(np.asarray(cosines, dtype=np.float64))
