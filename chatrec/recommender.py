@@ -98,13 +98,14 @@ CONTEXT_ITEMS = 10
 
 
 def context_seeds(items: Iterable[str], profile, weight: float) -> dict[str, float]:
-    """Seed weights for the items a conversation has been about (oldest first): the last
-    ``CONTEXT_ITEMS`` that the user has neither liked (a like seeds at its own strength) nor disliked."""
+    """Seed weights for the items a conversation has been about (oldest first, repeats allowed): the
+    ``CONTEXT_ITEMS`` most recently named that the user has neither liked (a like seeds at its own
+    strength) nor disliked. An item named again counts from its latest mention."""
     if weight <= 0:
         return {}
     skip = set(profile.liked_items) | profile.disliked_items
-    recent = [i for i in dict.fromkeys(items) if i not in skip][-CONTEXT_ITEMS:]
-    return {i: weight for i in recent}
+    latest_first = [i for i in dict.fromkeys(reversed(list(items))) if i not in skip][:CONTEXT_ITEMS]
+    return {i: weight for i in reversed(latest_first)}
 
 
 @dataclass
@@ -262,7 +263,7 @@ class Recommender:
         """Collaborative scores over the whole catalogue, seeded by the query's liked items and (at their
         lower weight) the items the conversation has been about; None without seeds or behaviour."""
         behaviour = self.behaviour
-        if behaviour is None or not (query.liked_items or query.context_items):
+        if behaviour is None:
             return None
         index_of = self.catalogue.table.index_of
         seeds = {index_of[i]: w for i, w in query.context_items.items() if i in index_of and w > 0}

@@ -80,11 +80,15 @@ class TitleIndex:
         return self._pick(entries, year) if entries else None
 
     @staticmethod
+    def _near(entries: list[_Entry], year: int) -> list[_Entry]:
+        """The entries whose year is within one of ``year`` (release dates differ by country)."""
+        return [e for e in entries if e.year is not None and abs(e.year - year) <= 1]
+
+    @staticmethod
     def _pick(entries: list[_Entry], year: int | None) -> str:
         if year is not None:
             exact = [e for e in entries if e.year == year]
-            near = [e for e in entries if e.year is not None and abs(e.year - year) <= 1]
-            entries = exact or near or entries
+            entries = exact or TitleIndex._near(entries, year) or entries
         return max(entries, key=lambda e: (e.weight, -(e.year or 0))).item_id
 
     def find(self, text: str) -> list[Mention]:
@@ -110,8 +114,7 @@ class TitleIndex:
                 ym = re.match(r"\s*\(\s*(\d{4})\s*\)", text[end:])
                 year = int(ym.group(1)) if ym else None
                 # "It (2017)", "Avatar (2009) is...": a catalogue title with its own year is evidence enough
-                dated = year is not None and any(e.year is not None and abs(e.year - year) <= 1
-                                                 for e in self.by_norm[key])
+                dated = year is not None and bool(self._near(self.by_norm[key], year))
                 if (n == 1 or (n == 2 and norms[i] in ARTICLES)) and not dated:
                     raw = text[words[i + n - 1][0] : words[i + n - 1][1]]
                     # "The Thing" (article + capital) is evidence enough; a bare word must be uncommon

@@ -123,6 +123,8 @@ def test_context_seeds_keep_the_recent_items_the_user_neither_liked_nor_disliked
     assert list(seeds) == [f"x{n}" for n in range(CONTEXT_ITEMS)]  # the most recent ones, oldest first
     assert set(seeds.values()) == {0.5}
     assert context_seeds(["c", "d"], p, 0.5) == {"c": 0.5, "d": 0.5}
+    assert list(context_seeds(["c", "d", "c"], p, 0.5)) == ["d", "c"]  # named again: counts from its latest mention
+    assert list(context_seeds(["c"] + [f"x{n}" for n in range(CONTEXT_ITEMS)] + ["c"], p, 0.5))[-1] == "c"
     assert context_seeds(["c", "d"], p, 0.0) == {}  # switched off
 
 

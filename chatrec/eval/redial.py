@@ -228,25 +228,23 @@ class ProductRanker:
         self.fresh_only = fresh_only
         self.context_seed = recommender.settings.context_seed if context_seed is None else context_seed
         # cases of one conversation arrive in order: fold each message into the profile once
-        self._state: tuple[str, int, prof.Profile, dict[str, None]] = ("", 0, prof.Profile(), {})
+        self._state: tuple[str, int, prof.Profile, list[str]] = ("", 0, prof.Profile(), [])
 
     def profile(self, case: Case) -> tuple[prof.Profile, list[str]]:
         """The seeker's profile after the case's context, and the titles the recommender named so far."""
         conv, done, p, named = self._state
         if conv != case.conversation or done > len(case.context):
-            done, p, named = 0, prof.Profile(), {}
+            done, p, named = 0, prof.Profile(), []
         for i in range(done, len(case.context)):
             role, text = case.context[i]
             if role == "user":
                 prefs = self.extractor.extract(text, case.context[max(0, i - 4):i])
                 mentioned = {m.id: m.sentiment or 0.5 for m in prefs.items if m.id}  # a bare mention leans liked
                 p = prof.apply_preferences(p, prefs.liked_tags, prefs.disliked_tags, mentioned)
-            else:  # the product reads titles the same way in both roles
-                for m in self.extractor.rules.vocabulary.titles.find(text):
-                    named.pop(m.item_id, None)
-                    named[m.item_id] = None
+            else:  # the product reads titles the same way in both roles; context_seeds handles repeats
+                named = named + [m.item_id for m in self.extractor.rules.vocabulary.titles.find(text)]
         self._state = (case.conversation, len(case.context), p, named)
-        return p, list(named)
+        return p, named
 
     def query(self, case: Case):
         """What the recommender is asked for this case: the recent context as text, the profile's tags and
