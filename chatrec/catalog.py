@@ -234,7 +234,10 @@ def _rows_csv(path: Path, mapping: Mapping[str, str]) -> Iterator[tuple[int, Map
         except csv.Error:
             dialect = csv.excel
         reader = csv.DictReader(fh, dialect=dialect, strict=True)
-        header = reader.fieldnames or []
+        try:
+            header = reader.fieldnames or []
+        except csv.Error as exc:  # the header row itself is malformed (an unclosed quote, say)
+            raise CatalogError(path, 1, f"malformed CSV header: {exc}") from None
         for name in REQUIRED:
             column = mapping.get(name, name)
             if column not in header:

@@ -150,7 +150,9 @@ class ChatEngine:
         if session.request:  # the last list answered a request (not a clarifying question's cold picks)
             session.context = [*session.context, *(r.item.id for r in session.shown)][-2 * CONTEXT_ITEMS:]
         session.request = text if not unclear else session.profile.last_query
-        session.earlier = set()
+        # a pick the user liked stays in the list it came from, but a new request brings new picks:
+        # its own like events would otherwise keep it at #1 of every later list
+        session.earlier = set(session.profile.liked_items)
         self._rank(session, fresh=True)
         header = self._header(session.profile, len(session.shown))
         reply = Reply("picks", header, list(session.shown), preferences=prefs.model_dump() if prefs else None,

@@ -51,6 +51,7 @@ def test_jsonl_lists_and_numbers(tmp_path):
         ("bad.csv", "id,title\n1,ok\n2,ok,extra\n", 3, "more fields"),
         ("bad.csv", "id,title,text\n1,ok,x\n2\n", 3, "fewer fields"),
         ("bad.csv", "ident,name\n1,x\n", 1, "no column 'id'"),
+        ("bad.csv", '"', 1, "malformed CSV header"),  # an unclosed quote in the header row
     ],
 )
 def test_malformed_files_name_file_and_line(tmp_path, name, text, line, fragment):

@@ -190,3 +190,17 @@ def test_earlier_picks_seed_the_next_turn_and_a_dislike_takes_its_pick_out(engin
     assert recommender.collaborative(query) is not None
     engine.reset(s)
     assert s.context == []
+
+
+def test_a_liked_pick_stays_in_its_list_but_a_new_request_brings_new_picks(engine):
+    """A like re-ranks the current list with the liked pick still in it; a later request does not offer it
+    again (its own like events would otherwise put it at #1 of every later list), nor does /more."""
+    s = engine.session("u-liked-once")
+    engine.turn(s, "a space adventure with aliens").text()
+    liked = s.shown[0].item.id
+    reply = engine.feedback(s, 1, "like")
+    assert liked in {r.item.id for r in reply.recommendations}
+    engine.turn(s, "something with robots").text()
+    assert s.shown and liked not in {r.item.id for r in s.shown}
+    assert liked not in {r.item.id for r in engine.more(s).recommendations}
+    assert s.profile.liked_items.get(liked) == 1.0  # still liked: it steers the picks, it is just not re-offered
