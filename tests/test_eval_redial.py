@@ -92,6 +92,29 @@ def test_join_catalogue_by_title_and_year():
     assert counts["matched"] == 3 and counts["match_rate"] == 0.75
 
 
+def test_join_catalogue_third_pass_matches_subtitles_and_spellings_but_not_lookalikes():
+    enriched = [Item(id="1", title="Jumanji: Welcome to the Jungle", year=2017, genres=("Adventure",)),
+                Item(id="2", title="Avengers: Infinity War - Part I", year=2018, genres=("Action",)),
+                Item(id="3", title="Old Boy", year=2003, genres=("Thriller",)),
+                Item(id="4", title="Diary of the Dead", year=2007, genres=("Horror",)),
+                Item(id="5", title="The Blair Witch Project", year=1999, genres=("Horror",)),
+                Item(id="6", title="Wild Oats", year=2016, genres=("Comedy",)),
+                Item(id="7", title="Jumanji", year=1995, genres=("Fantasy",))]
+    movies = [("10", "Jumanji", 2017, 9), ("20", "Avengers: Infinity War", 2018, 5), ("30", "Oldboy", 2003, 3),
+              ("40", "Day of the Dead", 2008, 1), ("50", "The Blair Witch Project", 1999, 4),
+              ("60", "The Blair Bitch Project", 1999, 1), ("70", "Wild", 2016, 2), ("80", "Jumanji", 1995, 7)]
+    items, counts = redial.join_catalogue(movies, enriched)
+    by_id = {it.id: it for it in items}
+    assert by_id["10"].genres == ("Adventure",)  # the 2017 film, not the 1995 one
+    assert by_id["80"].genres == ("Fantasy",)
+    assert by_id["20"].genres == ("Action",)  # a title up to the subtitle's " - "
+    assert by_id["30"].genres == ("Thriller",)  # a near-identical spelling, same year
+    assert by_id["40"].genres == ()  # another year and another film
+    assert by_id["50"].genres == ("Horror",) and by_id["60"].genres == ()  # taken by the exact match
+    assert by_id["70"].genres == ()  # "Wild" is not the start of a subtitle of "Wild Oats"
+    assert counts["matched_loose"] == 3 and counts["matched"] == 5
+
+
 def test_popularity_ranker_skips_earlier_mentions_when_fresh_only():
     ranker = redial.PopularityRanker(Counter({"10": 9, "30": 5, "20": 1}), fresh_only=True)
     case = next(redial.cases(CONV, fresh_only=True))
