@@ -11,7 +11,7 @@ import time
 import pytest
 
 from chatrec.catalog import Item
-from chatrec.llm.backends import OpenAIBackend
+from chatrec.llm.backends import CUT_MARK, OpenAIBackend
 from chatrec.llm.explain import Explainer
 from chatrec.llm.extract import Extractor, LLMExtractor, RuleExtractor
 from chatrec.rank import Breakdown
@@ -65,6 +65,8 @@ def test_explanation_streams_through_the_openai_backend(llama_server, no_key):
     backend = OpenAIBackend("smollm2", base_url=llama_server, timeout=60, retries=1, max_tokens=60)
     pieces = list(backend.stream([("user", "Say hello in five words.")], max_tokens=24))
     assert len(pieces) >= 3  # token by token, not one block
+    cut = list(backend.stream([("user", "Describe three famous films in detail.")], max_tokens=5))
+    assert cut[-1] == CUT_MARK and "".join(cut[:-1]).strip()  # the budget ended it, and the answer says so
     explainer = Explainer(backend)
     text = explainer.explain(_recs(), "something funny")
     assert text.strip()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatrec.llm.backends import LLMError, LocalBackend, default_gguf
+from chatrec.llm.backends import CUT_MARK, LLMError, LocalBackend, default_gguf
 from chatrec.llm.explain import Explainer
 from chatrec.llm.extract import Extractor, LLMExtractor, RuleExtractor, answer_schema
 
@@ -48,6 +48,13 @@ def test_schema_constrained_output_parses(local):
 def test_streaming_yields_tokens(local):
     pieces = list(local.stream([("user", "Name a colour.")], max_tokens=12))
     assert len(pieces) >= 2 and "".join(pieces).strip()
+
+
+def test_an_answer_cut_by_the_token_budget_says_so(local):
+    pieces = list(local.stream([("user", "Describe three famous films in detail.")], max_tokens=5))
+    assert pieces[-1] == CUT_MARK and "".join(pieces[:-1]).strip()
+    whole = list(local.stream([("user", "Reply with one word: yes or no. Is the sky blue?")], max_tokens=200))
+    assert whole and CUT_MARK not in whole  # the model ended it: no mark
 
 
 def test_long_input_is_trimmed_not_crashed(local):

@@ -56,6 +56,9 @@ def _dict_messages(messages: Sequence[Message]) -> list[dict]:
     return [{"role": role, "content": content} for role, content in messages]
 
 
+#: what a streamed answer ends with when the token budget, not the model, ended it: no silent half sentence
+CUT_MARK = " …"
+
 #: the sampling settings LangChain's ChatLlamaCpp passed (this backend used it before), kept so the model's
 #: behaviour does not shift: repeat_penalty applies even to greedy (temperature 0) decoding
 LOCAL_SAMPLING = {"top_p": 0.95, "top_k": 40, "repeat_penalty": 1.1}
@@ -199,13 +202,18 @@ class LocalBackend(ChatBackend):
         max_tokens = max_tokens or self.max_tokens
         with self.lock:
             try:
+                reason = None
                 for chunk in self.model.create_chat_completion(
                     messages=_dict_messages(self.fit(messages, max_tokens)), max_tokens=max_tokens,
                     temperature=temperature, stream=True, **LOCAL_SAMPLING,
                 ):
-                    text = chunk["choices"][0]["delta"].get("content") if chunk["choices"] else None
+                    choice = chunk["choices"][0] if chunk["choices"] else {}
+                    text = choice.get("delta", {}).get("content")
                     if text:
                         yield str(text)
+                    reason = choice.get("finish_reason") or reason
+                if reason == "length":
+                    yield CUT_MARK
             except Exception as exc:
                 raise LLMError(f"local model failed: {exc}") from exc
 
@@ -232,6 +240,14 @@ class OpenAIBackend(ChatBackend):
         )
         self._schema_mode: str | None = None  # learned: "json_schema" (OpenAI) or "json_object" (llama.cpp)
 
+    def _budget(self, max_tokens: int) -> dict:
+        """The token budget as request arguments. langchain-openai sends it as ``max_completion_tokens``,
+        which OpenAI reads but llama.cpp's server ignores (it generated to the end of its answer); other
+        OpenAI-compatible servers (a ``base_url``) also get the classic ``max_tokens`` field."""
+        if self.base_url:
+            return {"max_tokens": max_tokens, "extra_body": {"max_tokens": max_tokens}}
+        return {"max_tokens": max_tokens}
+
     def count_tokens(self, text: str) -> int:
         return len(text) // 3 + 1  # conservative for BPE tokenizers; no tokenizer download needed
 
@@ -256,7 +272,7 @@ class OpenAIBackend(ChatBackend):
             modes = [None]
         last: Exception | None = None
         for mode in modes:
-            kwargs: dict = {"max_tokens": max_tokens, "temperature": temperature}
+            kwargs: dict = {**self._budget(max_tokens), "temperature": temperature}
             if mode == "json_schema":
                 kwargs["response_format"] = {
                     "type": "json_schema",
@@ -284,15 +300,17 @@ class OpenAIBackend(ChatBackend):
     def stream(self, messages, max_tokens=None, temperature=0.3) -> Iterator[str]:
         max_tokens = max_tokens or self.max_tokens
         lc = _lc_messages(self.fit(messages, max_tokens))
-        finished = False
+        reason = None
         try:
-            for chunk in self.chat.stream(lc, max_tokens=max_tokens, temperature=temperature):
+            for chunk in self.chat.stream(lc, temperature=temperature, **self._budget(max_tokens)):
                 if chunk.content:
                     yield str(chunk.content)
-                finished = finished or bool(chunk.response_metadata.get("finish_reason"))
+                reason = chunk.response_metadata.get("finish_reason") or reason
         except Exception as exc:
             raise LLMError(self._describe(exc, retried=False)) from None
-        if not finished:  # the server dropped the connection mid-answer: half a sentence must not stand
+        if reason == "length":
+            yield CUT_MARK
+        if not reason:  # the server dropped the connection mid-answer: half a sentence must not stand
             raise LLMError(f"hosted model failed: the answer from {self.base_url or 'the OpenAI API'} "
                            "stopped before the model finished (connection lost)")
 
