@@ -21,6 +21,11 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "data" / "movies.jsonl"
 SHARED = ROOT.parent / "shared" / "data"
+#: a ReDial sample that ships with the tests (CC BY 4.0; tests/fixtures/redial/README.md), so the ReDial
+#: evaluation and tuning run in CI too: the first 24 conversations of valid_100 and the full movie list
+REDIAL_FIXTURE = ROOT / "tests" / "fixtures" / "redial"
+REDIAL_CONVERSATIONS = REDIAL_FIXTURE / "valid_first24.jsonl"
+REDIAL_MOVIES = REDIAL_FIXTURE / "movies_with_mentions.csv"
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 
 from chatrec.catalog import Item
 from chatrec.eval import redial
-from conftest import SHARED, run_cli
+from conftest import REDIAL_CONVERSATIONS, REDIAL_MOVIES, run_cli
 
 CONV = {
     "conversationId": "c1",
@@ -149,11 +149,9 @@ def test_bad_input_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_eval_redial_command_on_real_conversations(default_data_dir):
-    if not (SHARED / "redial").is_dir():
-        pytest.skip("../shared/data/redial is not on this machine")
     proc = run_cli(
-        "eval", "redial", "--conversations", str(SHARED / "redial" / "valid_100.jsonl"),
-        "--movies", str(SHARED / "redial" / "movies_with_mentions.csv"), "--fresh-only", "--limit", "15",
+        "eval", "redial", "--conversations", str(REDIAL_CONVERSATIONS),
+        "--movies", str(REDIAL_MOVIES), "--fresh-only", "--limit", "15",
         "--baselines", "--json", env={"CHATREC_DATA_DIR": str(default_data_dir)}, timeout=1500,
     )
     assert proc.returncode == 0, proc.stderr

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from chatrec.eval import tuning
-from conftest import SHARED, private_data_dir, run_cli
+from conftest import REDIAL_CONVERSATIONS, REDIAL_MOVIES, private_data_dir, run_cli
 
-REDIAL = SHARED / "redial"
 
 
 def test_simplex_grid_sums_to_one():
@@ -21,12 +20,10 @@ def test_simplex_grid_sums_to_one():
 
 @pytest.mark.slow
 def test_tune_cross_validates_saves_and_eval_uses_the_weights(default_data_dir, tmp_path):
-    if not REDIAL.is_dir():
-        pytest.skip("../shared/data/redial is not on this machine")
     data_dir = private_data_dir(default_data_dir, tmp_path / "data")
     env = {"CHATREC_DATA_DIR": str(data_dir)}
-    movies = str(REDIAL / "movies_with_mentions.csv")
-    proc = run_cli("tune", "--conversations", str(REDIAL / "valid_100.jsonl"), "--movies", movies, "--limit", "24",
+    movies = str(REDIAL_MOVIES)
+    proc = run_cli("tune", "--conversations", str(REDIAL_CONVERSATIONS), "--movies", movies, "--limit", "24",
                    "--folds", "2", "--save", "--json", env=env, timeout=1500)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
@@ -40,7 +37,7 @@ def test_tune_cross_validates_saves_and_eval_uses_the_weights(default_data_dir, 
     assert saved["weights"] == data["saved"]["weights"]
     assert abs(sum(saved["weights"][k] for k in ("w_similarity", "w_behaviour", "w_content")) - 1) < 1e-9
     # the evaluation ranks with the saved weights; the default catalogue keeps the paper's
-    proc = run_cli("eval", "redial", "--conversations", str(REDIAL / "valid_100.jsonl"), "--movies", movies,
+    proc = run_cli("eval", "redial", "--conversations", str(REDIAL_CONVERSATIONS), "--movies", movies,
                    "--fresh-only", "--limit", "5", "--json", env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr
     used = json.loads(proc.stdout)["weights"]
@@ -54,8 +51,6 @@ def test_tune_cross_validates_saves_and_eval_uses_the_weights(default_data_dir, 
 def test_fast_grid_scoring_matches_the_product_ranking(default_data_dir, tmp_path):
     """The tuner scores many weight settings by one matrix product; it must agree with the product's
     own choose() (top-50 membership exactly, rank up to the order of equal scores)."""
-    if not REDIAL.is_dir():
-        pytest.skip("../shared/data/redial is not on this machine")
     from chatrec.behaviour import read_interactions
     from chatrec.catalog import load_catalog
     from chatrec.eval import redial
@@ -64,12 +59,12 @@ def test_fast_grid_scoring_matches_the_product_ranking(default_data_dir, tmp_pat
     from chatrec.settings import Settings
 
     settings = Settings(data_dir=private_data_dir(default_data_dir, tmp_path / "d"), llm="none", use_tuned=False)
-    movies = redial.load_movies(REDIAL / "movies_with_mentions.csv")
+    movies = redial.load_movies(REDIAL_MOVIES)
     items, _ = redial.join_catalogue(movies, load_catalog(settings.catalog))
     rec = Recommender(settings, collection="redial-movies")
     rec.store.index(items, source="test")
     extractor = build_extractor(settings, rec.catalogue, None, rec.store.embedder)
-    convs = redial.load_conversations(REDIAL / "valid_100.jsonl", 16)
+    convs = redial.load_conversations(REDIAL_CONVERSATIONS, 16)
     tuner = tuning.Tuner(rec, extractor, convs, movies, items, read_interactions(settings.interactions), k=2)
     prepared = [p for f in tuner.prepare(tuning.Variant("all")) for p in f.prepared]
     base = settings.weights()
