@@ -106,6 +106,29 @@ def title_heads(title: str) -> set[str]:
     return {normalise_title(title[:m.start()]) for m in SUBTITLE.finditer(title)} - {""}
 
 
+def _loose_match(title: str, year: int | None, by_main, by_year, taken: set[str]) -> Item | None:
+    """join_catalogue's third pass for one ReDial movie (see there)."""
+    from rapidfuzz import fuzz
+
+    key, main = normalise_title(title), main_title(title)
+    if year is None:
+        named = list(by_main.get(key, {}).values())
+        return named[0] if len(named) == 1 and named[0].id not in taken else None
+    same = {it.id: it for t, heads, it in by_year.get(year, ())
+            if it.id not in taken and (key in heads or t == main)}
+    if len(same) == 1:
+        return next(iter(same.values()))
+    # the same year only: "Day of the Dead (2008)" is not "Diary of the Dead (2007)"
+    close: dict[str, tuple[float, Item]] = {}
+    for t, _, it in by_year.get(year, ()):
+        if it.id not in taken:
+            r = fuzz.ratio(key, t)
+            if r >= FUZZY_TITLE and r > close.get(it.id, (0.0, it))[0]:
+                close[it.id] = (r, it)
+    ranked = sorted(close.values(), key=lambda c: -c[0])
+    return ranked[0][1] if ranked and (len(ranked) == 1 or ranked[0][0] > ranked[1][0]) else None
+
+
 def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
     """ReDial movies as catalogue items: enriched metadata where normalised title + year match
     (year ±1 as a second pass), title-only otherwise. Returns the items and the match counts.
@@ -114,9 +137,6 @@ def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
     the same year and one title the other's without its subtitle ("Jumanji (2017)" is "Jumanji: Welcome to
     the Jungle (2017)"; no year: only when that main part names one film), else a near-identical
     title of the same year ("John Wick: Chapter 2" / "Chapter Two"), the closest if it is the only one."""
-    from rapidfuzz import fuzz
-
-    enriched = list(enriched)
     by_key: dict[tuple[str, int | None], Item] = {}
     by_title: dict[str, list[Item]] = {}
     by_main: dict[str, dict[str, Item]] = {}
@@ -144,29 +164,7 @@ def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
     taken = {h.id for h in hits if h is not None}
     loose = 0
     for n, (movie_id, title, year, mentions) in enumerate(movies):
-        if hits[n] is not None:
-            continue
-        key, main = normalise_title(title), main_title(title)
-        hit = None
-        if year is None:
-            found = [it for it in by_main.get(key, {}).values() if it.id not in taken]
-            hit = found[0] if len(found) == 1 and len(by_main.get(key, {})) == 1 else None
-        else:
-            same = {it.id: it for t, heads, it in by_year.get(year, ())
-                    if it.id not in taken and (key in heads or t == main)}
-            if len(same) == 1:
-                hit = next(iter(same.values()))
-            else:  # the same year only: "Day of the Dead (2008)" is not "Diary of the Dead (2007)"
-                close: dict[str, tuple[float, Item]] = {}
-                for t, _, it in by_year.get(year, ()):
-                    if it.id not in taken:
-                        r = fuzz.ratio(key, t)
-                        if r >= FUZZY_TITLE and r > close.get(it.id, (0.0, it))[0]:
-                            close[it.id] = (r, it)
-                ranked = sorted(close.values(), key=lambda c: -c[0])
-                if ranked and (len(ranked) == 1 or ranked[0][0] > ranked[1][0]):
-                    hit = ranked[0][1]
-        if hit is not None:
+        if hits[n] is None and (hit := _loose_match(title, year, by_main, by_year, taken)) is not None:
             hits[n] = hit
             taken.add(hit.id)
             loose += 1
