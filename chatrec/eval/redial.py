@@ -143,10 +143,11 @@ def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
     by_year: dict[int | None, list[tuple[str, set[str], Item]]] = {}
     for it in enriched:
         for t in (it.title, *it.aka):
-            by_key.setdefault((normalise_title(t), it.year), it)
-            by_title.setdefault(normalise_title(t), []).append(it)
+            norm = normalise_title(t)
+            by_key.setdefault((norm, it.year), it)
+            by_title.setdefault(norm, []).append(it)
             by_main.setdefault(main_title(t), {})[it.id] = it
-            by_year.setdefault(it.year, []).append((normalise_title(t), title_heads(t), it))
+            by_year.setdefault(it.year, []).append((norm, title_heads(t), it))
     hits: list[Item | None] = []
     exact = near = 0
     for movie_id, title, year, mentions in movies:
