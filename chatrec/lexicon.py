@@ -9,6 +9,8 @@ How negation works, in the order applied:
    ...) flips every genre cue after it, until a scope breaker ("for", "I want", "just", ...).
 3. A *post*-negation cue after a genre ("... are not my thing", "... bore me") flips the genres
    before it in that clause.
+4. A negated seeing verb ("haven't seen", "never watched", "not sure I've seen") is not a rejection:
+   what follows it is *unseen*, neither liked nor disliked, and stays in the semantic query.
 
 What it does not handle: sarcasm, negated negations ("not that I dislike comedy"), and genre cues
 the lexicon has no word for (the embedding matcher in :mod:`chatrec.llm.extract` covers those).
@@ -107,7 +109,8 @@ PRE_NEGATION = [
     r"(?:tired|sick|done|over|bored|fed up) (?:of|with)\b", r"\bsick of\b", r"\btired of\b", r"\bfed up with\b",
     r"\bavoid(?:ing)?\b", r"\bskip(?:ping)?\b", r"\bless\b", r"\bfewer\b",
     r"\brather not\b", r"\benough (?:of|with)\b", r"\bspare me\b", r"\bno more\b", r"\bstay away from\b",
-    r"\bsteer clear of\b", r"\bkeep\b(?=.{0,40}\baway\b)", r"\bnot in the mood for\b", r"\bexclude\b", r"\bminus\b", r"\binstead of\b", r"\bnot a (?:big )?fan of\b",
+    r"\bsteer clear of\b", r"\bkeep\b(?=.{0,40}\baway\b)", r"\bnot in the mood for\b", r"\bexclude\b", r"\bminus\b", r"\binstead of\b", r"\b(?:not|wasn't|wasnt|isn't|never been|never was) (?:really )?(?:a |much of a )?(?:big |huge |great )?fan of\b",
+    r"\b(?:didn't|did not|don't|do not) (?:really )?care (?:too much |that much |much )?for\b",
     r"\bbored (?:of|by|with)\b", r"\bugh\b", r"\bnah\b", r"\bterrible\b",
 ]
 POST_NEGATION = [
@@ -118,6 +121,24 @@ POST_NEGATION = [
     r"\bare out\b", r"\bis out\b", r"\bnever (?:make|makes|made) me\b", r"\bno thanks\b", r"\bnot again\b",
     r"\bget (?:old|boring)\b", r"\bhave had enough\b",
 ]
+# "Not seen" is not "not liked": a negated seeing verb ("haven't seen", "never watched", "not sure
+# I've seen", "never heard of") leaves what follows unseen, neither liked nor disliked. Present-tense
+# habits ("I never watch horror", "I don't watch musicals") stay rejections.
+_UNSEEN_FILL = (r"(?:\s+(?:yet|ever|actually|really|even|personally|got(?:ten)? (?:a chance |around )?to|"
+                r"been able to|had (?:a|the) chance to|sat down and|had time to))*")
+UNSEEN = [
+    rf"\b(?:have not|haven't|havent|has not|hasn't|had not|hadn't|never|not){_UNSEEN_FILL}\s+"
+    r"(?:seen|watched|heard of|heard about|caught)\b",
+    rf"\b(?:did not|didn't|didnt){_UNSEEN_FILL}\s+(?:see|watch|catch|get to see|get to watch)\b",
+    r"\bnever (?:saw|got to see)\b", r"\byet to (?:see|watch)\b",
+    r"\b(?:not sure|don't think|do not think|can't remember|cannot remember|don't remember|don't recall)"
+    r"(?: if| whether| that)? (?:i|we|they|he|she)(?:'ve| have|'d)?(?: ever| actually)?(?: sat down and)?"
+    r" (?:seen|watched|saw|heard of)\b",
+]
+# A clause that is only "not X" after a clause about seeing ("I've seen Predator but not First Blood").
+_SEEN_VERB = re.compile(r"\b(?:seen|saw|watched)\b")
+_BARE_NOT = re.compile(r"^\s*(?:not|never)\b")
+
 # Words that end a negation's reach inside a clause.
 SCOPE_BREAK = [
     r"\bfor\b", r"\bi (?:want|need|prefer|like|love|enjoy|would like|'d like)\b", r"\bi'?d (?:like|love|prefer)\b",
@@ -137,6 +158,7 @@ _mask_re = re.compile(r"\b(?:" + "|".join(MASKS) + r")\b")
 _pre_re = re.compile("|".join(sorted(PRE_NEGATION, key=len, reverse=True)))
 _post_re = re.compile("|".join(sorted(POST_NEGATION, key=len, reverse=True)))
 _break_re = re.compile("|".join(SCOPE_BREAK))
+_unseen_re = re.compile("|".join(UNSEEN))
 
 
 def normalise(text: str) -> str:
@@ -218,6 +240,7 @@ class Reading:
     dislikes: tuple[str, ...]
     evidence: tuple[tuple[str, str, str], ...]
     positive_text: str
+    unseen: tuple[str, ...] = ()  # named as not seen: neither liked nor disliked
 
 
 def scan(text: str, finders=(genre_mentions,)) -> Reading:
@@ -229,37 +252,56 @@ def scan(text: str, finders=(genre_mentions,)) -> Reading:
     norm = _mask_re.sub(" ", normalise(text))
     likes: dict[str, None] = {}
     dislikes: dict[str, None] = {}
+    unseen: dict[str, None] = {}
     evidence: list[tuple[str, str, str]] = []
     kept_text: list[str] = []
+    previous = ""
     for clause in CLAUSE_SPLIT.split(norm):
         if not clause or not clause.strip():
             continue
         mentions = sorted(m for finder in finders for m in finder(clause))
-        pre = [(m.start(), m.end()) for m in _pre_re.finditer(clause)]
+        seeing = [(m.start(), m.end()) for m in _unseen_re.finditer(clause)]
+        if not seeing and _SEEN_VERB.search(previous) and (m := _BARE_NOT.match(clause)):
+            seeing = [(m.start(), m.end())]
+        # a negation word inside "haven't seen" is part of the seeing cue, not a rejection
+        pre = [(a, b) for a, b in ((m.start(), m.end()) for m in _pre_re.finditer(clause))
+               if not any(s <= a < e for s, e in seeing)]
         breaks = [m.start() for m in _break_re.finditer(clause)]
         post = [m.start() for m in _post_re.finditer(clause)]
         kept_text.append(_unnegated(clause, pre, breaks, post))
+        previous = clause
         if not mentions:
             continue
         has_strong = any(not m[3] and m[1] in _GENRE_SET for m in mentions)
         for pos, key, phrase, weak in mentions:
             if weak and not has_strong:  # weak cues ("love", "future", "sad") need a clear cue beside them
                 continue
-            negated = False
-            before = [end for start, end in pre if end <= pos]
-            if before:
-                cue = max(before)
-                negated = not any(cue <= b < pos for b in breaks)
-            if not negated and any(p > pos for p in post):
-                negated = True
+            polarity = _nearest_cue(pos, pre, seeing, breaks)
+            if polarity == "unseen":
+                unseen[key] = None
+                evidence.append((key, "unseen", phrase))
+                continue
+            negated = polarity == "dislike" or any(p > pos for p in post)
             (dislikes if negated else likes)[key] = None
             evidence.append((key, "dislike" if negated else "like", phrase))
     # A key both asked for and rejected: the request wins. Mixed signals are nearly always a
     # feature of a wanted genre being declined ("creepy but not gory", "comedies, not rom-coms").
     for k in likes:
         dislikes.pop(k, None)
+    for k in (*likes, *dislikes):
+        unseen.pop(k, None)
     positive = re.sub(r"\s+", " ", " ".join(kept_text)).strip()
-    return Reading(tuple(likes), tuple(dislikes), tuple(evidence), positive)
+    return Reading(tuple(likes), tuple(dislikes), tuple(evidence), positive, tuple(unseen))
+
+
+def _nearest_cue(pos: int, pre, seeing, breaks) -> str | None:
+    """What the last negation or not-seen cue before ``pos`` makes of it, "dislike" or "unseen", if
+    that cue reaches it (no scope breaker in between); None otherwise."""
+    cues = [(end, "dislike") for _, end in pre if end <= pos] + [(end, "unseen") for _, end in seeing if end <= pos]
+    if not cues:
+        return None
+    end, polarity = max(cues)
+    return None if any(end <= b < pos for b in breaks) else polarity
 
 
 def _unnegated(clause: str, pre, breaks, post) -> str:

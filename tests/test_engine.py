@@ -204,3 +204,14 @@ def test_a_liked_pick_stays_in_its_list_but_a_new_request_brings_new_picks(engin
     assert s.shown and liked not in {r.item.id for r in s.shown}
     assert liked not in {r.item.id for r in engine.more(s).recommendations}
     assert s.profile.liked_items.get(liked) == 1.0  # still liked: it steers the picks, it is just not re-offered
+
+
+def test_a_movie_named_as_not_seen_is_not_a_dislike(engine, recommender):
+    """ "I haven't seen X" says nothing against X; "I hated X" does (real title index of the catalogue)."""
+    alien = next(it.id for it in recommender.catalogue.items if it.title == "Alien" and it.year == 1979)
+    s = engine.session("u-unseen")
+    engine.turn(s, "I haven't seen Alien (1979) yet, I want a scary sci-fi movie").text()
+    assert alien not in s.profile.disliked_items and alien not in s.profile.liked_items
+    assert not s.profile.disliked_tags and {"horror", "sci-fi"} <= set(s.profile.liked_tags)
+    engine.turn(s, "I hated Alien (1979)").text()
+    assert alien in s.profile.disliked_items

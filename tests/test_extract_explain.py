@@ -66,6 +66,30 @@ def test_rules_disliked_item(vocab):
     assert p.items[0].id == "2" and p.items[0].sentiment < 0
 
 
+@pytest.mark.parametrize(
+    "message,expected",
+    [
+        ("Toy Story was boring", -1),
+        ("I loved Toy Story", 1),
+        ("I haven't seen Toy Story", 0),  # not seen: neither liked nor disliked
+        ("I've never seen Toy Story, is it good?", 0),
+        ("I don't think I've seen Toy Story", 0),
+        ("I've seen Heat but not Toy Story", 0),
+        ("I don't watch Toy Story", -1),  # a habit, still a rejection
+        ("I wasn't a huge fan of Toy Story", -1),
+        ("Didn't really care too much for Toy Story", -1),
+        ("I was dissapointed by Toy Story", -1),  # misspelt cue word
+        ("it was good, but not as good as Toy Story", 1),  # the yardstick of a comparison is praised
+        ("I liked it better than Toy Story", -1),
+        ("it doesn't get better than Toy Story", 1),
+    ],
+)
+def test_rules_item_sentiment(vocab, message, expected):
+    p = RuleExtractor(vocab).extract(message)
+    (toy,) = [m for m in p.items if m.id == "2"]
+    assert (toy.sentiment > 0) - (toy.sentiment < 0) == expected, toy.sentiment
+
+
 def test_llm_answer_validation_drops_junk():
     a = LLMAnswer.model_validate({"likes": ["Comedy", "comedy", "Banana", 3], "dislikes": "Horror", "sentiment": "x"})
     assert a.likes == ["Comedy"] and a.dislikes == [] and a.sentiment == 0.0

@@ -19,6 +19,11 @@ from chatrec.titles import TitleIndex, normalise_title
         ("romance bores me; give me explosions", {"Action"}, {"Romance"}),
         ("a documentry about whales", {"Documentary"}, set()),  # typo snapped to the genre word
         ("creepy but not gory", {"Horror"}, set()),  # declining a feature of a wanted genre
+        ("I wasn't a huge fan of westerns", set(), {"Western"}),
+        ("I never watch horror movies", set(), {"Horror"}),  # a habit, not "not seen"
+        ("I don't watch musicals", set(), {"Musical"}),
+        ("I haven't seen many horror movies", set(), set()),  # not seen is not disliked
+        ("I've never watched a western", set(), set()),
         ("hello there", set(), set()),
         ("What's the weather like?", set(), set()),
     ],
@@ -93,3 +98,20 @@ def test_a_title_followed_by_its_own_year_is_a_title_even_where_a_bare_word_is_n
     # a year that belongs to no film of that name is no evidence: the common word stays a word
     assert titles.find("Up (1950) next, something funny") == []
     assert titles.find("that came up (2020) in the news") == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "I haven't seen heist movies",
+        "I have never watched a heist film",
+        "I'm not sure if I've seen a heist",
+        "Didn't see the heist one yet",
+        "I have seen a western but not a heist",  # "not" after a clause about seeing
+    ],
+)
+def test_not_seen_is_neither_liked_nor_disliked(message):
+    finder = lambda clause: [(i, "tag:heist", "heist", False) for i in [clause.find("heist")] if i >= 0]
+    r = scan(message, [finder])
+    assert r.unseen == ("tag:heist",) and not r.likes and not r.dislikes
+    assert "heist" in r.positive_text  # an unseen stretch is not cut from the query

@@ -300,7 +300,9 @@ class ProductRanker:
             role, text = case.context[i]
             if role == "user":
                 prefs = self.extractor.extract(text, case.context[max(0, i - 4):i])
-                mentioned = {m.id: m.sentiment or 0.5 for m in prefs.items if m.id}  # a bare mention leans liked
+                # as in the chat engine: a bare mention leans liked (the extractor reads it +0.3), one the
+                # seeker has not seen (0) is neither liked nor disliked and stays a context seed
+                mentioned = {m.id: m.sentiment for m in prefs.items if m.id}
                 p = prof.apply_preferences(p, prefs.liked_tags, prefs.disliked_tags, mentioned)
             else:  # the product reads titles the same way in both roles; context_seeds handles repeats
                 named = named + [m.item_id for m in self.extractor.rules.vocabulary.titles.find(text)]

@@ -173,7 +173,7 @@ POSITIVE = re.compile(
 )
 NEGATIVE = re.compile(
     r"\b(hat(?:e|ed|es)|dislik(?:e|ed|es)|boring|bored|awful|terrible|worst|meh|overrated|lame|bad|"
-    r"annoying|stupid|dumb|disappoint(?:ed|ing)?|waste|sucked|sucks|horrible|cringe|dull|silly)\b"
+    r"annoying|stupid|dumb|dis+ap+oint(?:ed|ing)?|waste|sucked|sucks|horrible|cringe|dull|silly|corny)\b"
 )
 
 
@@ -215,7 +215,12 @@ class RuleExtractor:
         polarity = {k: "like" for k in reading.likes} | {k: "dislike" for k in reading.dislikes}
         for key, (item_id, title) in slots.items():
             pol = polarity.get(key)
-            if pol == "dislike":
+            compared = _comparison(masked, key)
+            if key in reading.unseen:
+                s = 0.0  # "I haven't seen X": neither a like nor a dislike
+            elif compared is not None:
+                s = compared
+            elif pol == "dislike":
                 s = -1.0
             else:
                 s = _local_sentiment(masked, key)
@@ -272,6 +277,20 @@ def _restore(text: str, slots: dict[str, tuple[str, str]]) -> str:
     for key, (_, title) in slots.items():
         text = text.replace(key, title)
     return text.strip()
+
+
+def _comparison(masked: str, key: str) -> float | None:
+    """A title that is the yardstick of a comparison: "not as good as X" praises X, "better than X"
+    ranks X below (unless nothing is: "it doesn't get better than X")."""
+    low = re.sub(r"\s+", " ", lexicon.normalise(masked))
+    k = re.escape(key)
+    if re.search(rf"\bnot (?:as|so) \w+ as (?:i (?:liked|loved|enjoyed) |the (?:first|original) )?{k}", low):
+        return 0.8
+    m = re.search(rf"\b(?:better|funnier|scarier) than (?:the (?:new |original |first )?)?{k}", low)
+    if m:
+        lead = low[max(0, m.start() - 25): m.start()]
+        return 0.8 if re.search(r"\b(?:nothing|no|none|n't get|never)\b|n't (?:get|be)\b", lead) else -0.5
+    return None
 
 
 def _local_sentiment(masked: str, key: str) -> float:
