@@ -50,22 +50,48 @@ class StateError(RuntimeError):
     pass
 
 
+#: seconds an open keeps retrying while other processes hold the new database's locks
+OPEN_PATIENCE = 30.0
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(w in str(exc) for w in ("locked", "busy"))
+
+
 class StateStore:
     """Thread-safe: one connection per store, guarded by a lock (the UI calls from worker threads)."""
 
     def __init__(self, path: Path):
+        from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Processes that open a new database at the same moment race to switch it to WAL and create the
+        # tables; SQLite answers some of those lock upgrades "database is locked" at once instead of
+        # waiting out the busy timeout. Such an open is retried from scratch for a while.
+        retrying = Retrying(retry=retry_if_exception(_is_busy), stop=stop_after_delay(OPEN_PATIENCE),
+                            wait=wait_random_exponential(multiplier=0.02, max=0.5), reraise=True)
         try:
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA secure_delete=ON")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(SCHEMA)
+            for attempt in retrying:
+                with attempt:
+                    self._conn = self._connect()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot open the state database {self.path}: {exc}") from None
         self._lock = threading.RLock()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            # one write transaction: BEGIN IMMEDIATE waits for a process that is creating the tables
+            conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     @contextmanager
     def _tx(self):

@@ -328,3 +328,45 @@ def test_index_while_another_process_reads(default_data_dir, small_catalog, tmp_
     assert proc.returncode == 0, proc.stderr
     items = json.loads(proc.stdout)["items"]
     assert len(items) == 3 and {i["id"] for i in items} <= {json.loads(ln)["id"] for ln in small_catalog.open()}
+
+
+OPENER = """
+import os, sys, time
+from pathlib import Path
+from chatrec.profile import Profile
+from chatrec.state import StateError, StateStore
+db, user, ready, go = sys.argv[1:5]
+Path(ready).touch()
+deadline = time.monotonic() + 60
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.0005)
+try:
+    StateStore(Path(db)).save_profile(user, Profile())
+except StateError as exc:
+    sys.exit(f"StateError: {exc}")
+"""
+
+
+@pytest.mark.timeout(300, func_only=True)
+def test_processes_that_create_the_state_database_at_once_all_get_in(tmp_path):
+    """Six processes open one new state database at the same instant (released together once all have
+    imported). Before the open was retried, some got "database is locked" from SQLite's race to switch a
+    new file to WAL: a round failed about one time in six, so 30 rounds catch it nearly always."""
+    from chatrec.state import StateStore
+
+    for round_ in range(30):
+        base = tmp_path / f"r{round_}"
+        base.mkdir()
+        db, go = base / "state.sqlite3", base / "go"
+        procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(db), f"u{i}", str(base / f"ready{i}"), str(go)],
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(6)]
+        deadline = time.monotonic() + 60
+        while not all((base / f"ready{i}").exists() for i in range(6)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.touch()
+        for i, p in enumerate(procs):
+            _, err = p.communicate(timeout=90)
+            assert p.returncode == 0, f"round {round_}, process {i}: {err[-1000:]}"
+        store = StateStore(db)
+        assert set(store.users()) == {f"u{i}" for i in range(6)}
