@@ -212,6 +212,8 @@ def test_a_movie_named_as_not_seen_is_not_a_dislike(engine, recommender):
     s = engine.session("u-unseen")
     engine.turn(s, "I haven't seen Alien (1979) yet, I want a scary sci-fi movie").text()
     assert alien not in s.profile.disliked_items and alien not in s.profile.liked_items
+    assert alien not in s.profile.seen_items  # not "watched" either: it may be recommended
+    assert "Alien (1979)" not in engine.profile_view(s)["watched_items"]
     assert not s.profile.disliked_tags and {"horror", "sci-fi"} <= set(s.profile.liked_tags)
     engine.turn(s, "I hated Alien (1979)").text()
     assert alien in s.profile.disliked_items

@@ -301,8 +301,8 @@ class ProductRanker:
             if role == "user":
                 prefs = self.extractor.extract(text, case.context[max(0, i - 4):i])
                 # as in the chat engine: a bare mention leans liked (the extractor reads it +0.3), one the
-                # seeker has not seen (0) is neither liked nor disliked and stays a context seed
-                mentioned = {m.id: m.sentiment for m in prefs.items if m.id}
+                # seeker has not seen is left out of the profile and stays a context seed
+                mentioned = {m.id: m.sentiment for m in prefs.items if m.id and not m.unseen}
                 p = prof.apply_preferences(p, prefs.liked_tags, prefs.disliked_tags, mentioned)
             else:  # the product reads titles the same way in both roles; context_seeds handles repeats
                 named = named + [m.item_id for m in self.extractor.rules.vocabulary.titles.find(text)]

@@ -66,6 +66,7 @@ class MentionedItem(BaseModel):
     title: str
     id: str | None = None
     sentiment: float = Field(0.0, ge=-1.0, le=1.0)
+    unseen: bool = False  # named as not seen ("I haven't seen X"): says nothing about the user's taste
 
 
 class Preferences(BaseModel):
@@ -224,7 +225,7 @@ class RuleExtractor:
                 s = -1.0
             else:
                 s = _local_sentiment(masked, key)
-            out[item_id] = MentionedItem(title=title, id=item_id, sentiment=s)
+            out[item_id] = MentionedItem(title=title, id=item_id, sentiment=s, unseen=key in reading.unseen)
         return list(out.values())
 
     def _embedding_genres(self, text: str) -> list[str]:
