@@ -374,21 +374,15 @@ def eval_extraction(
 def _redial_setup(settings, movies: Path, llm_needed: bool):
     """The ReDial catalogue (joined to the enriched movies), indexed in its own collection, and the
     product's extractor over it. The active collection of `recommend`/`chat` is left alone."""
-    from chatrec.catalog import load_catalog
-    from chatrec.eval.redial import RedialError, join_catalogue, load_movies
-    from chatrec.llm.extract import build_extractor
-    from chatrec.recommender import Recommender
+    from chatrec.eval.redial import RedialError, load_movies, setup
 
     try:
         redial_movies = load_movies(movies)
     except (OSError, RedialError) as exc:
         raise UserError(str(exc)) from None
-    items, match = join_catalogue(redial_movies, load_catalog(settings.catalog))
-    rec = Recommender(settings, collection="redial-movies")
-    _, update = _progress("Indexing the ReDial movies (first run)")
-    rec.store.index(items, source=str(movies), progress=update)
     backend = _backend(settings, required=True) if llm_needed and settings.llm != "none" else None
-    extractor = build_extractor(settings, rec.catalogue, backend, rec.store.embedder)
+    _, update = _progress("Indexing the ReDial movies (first run)")
+    rec, extractor, match, items = setup(settings, redial_movies, str(movies), backend, progress=update)
     return rec, extractor, match, redial_movies, items
 
 

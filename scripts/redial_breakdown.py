@@ -18,10 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from chatrec.behaviour import read_interactions
-from chatrec.catalog import load_catalog
 from chatrec.eval import redial, tuning
-from chatrec.llm.extract import build_extractor
-from chatrec.recommender import Recommender
 from chatrec.settings import Settings
 
 MENTION_BANDS = ((0, 5), (5, 20), (20, 60), (60, 200), (200, None))
@@ -34,10 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings(llm="none", use_tuned=False)
     movies = redial.load_movies(args.redial / "movies_with_mentions.csv")
-    items, _ = redial.join_catalogue(movies, load_catalog(settings.catalog))
-    rec = Recommender(settings, collection="redial-movies")
-    rec.store.index(items, source=str(args.redial / "movies_with_mentions.csv"))
-    extractor = build_extractor(settings, rec.catalogue, None, rec.store.embedder)
+    rec, extractor, _, items = redial.setup(settings, movies, str(args.redial / "movies_with_mentions.csv"))
     convs = [c for name in ("train_500.jsonl", "valid_100.jsonl")
              for c in redial.load_conversations(args.redial / name)]
     likes = read_interactions(settings.interactions, settings.liked_rating) if settings.interactions else []

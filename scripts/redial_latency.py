@@ -16,10 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from chatrec.behaviour import read_interactions
-from chatrec.catalog import load_catalog
 from chatrec.eval import redial, tuning
-from chatrec.llm.extract import build_extractor
-from chatrec.recommender import Recommender
 from chatrec.settings import Settings
 
 
@@ -31,10 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings(llm="none", use_tuned=False)
     movies = redial.load_movies(args.redial / "movies_with_mentions.csv")
-    items, _ = redial.join_catalogue(movies, load_catalog(settings.catalog))
-    rec = Recommender(settings, collection="redial-movies")
-    rec.store.index(items, source=str(args.redial / "movies_with_mentions.csv"))
-    extractor = build_extractor(settings, rec.catalogue, None, rec.store.embedder)
+    rec, extractor, _, items = redial.setup(settings, movies, str(args.redial / "movies_with_mentions.csv"))
     train = redial.load_conversations(args.redial / "train_500.jsonl")
     scored = redial.load_conversations(args.redial / "valid_100.jsonl")
     # k=2 folds over train + scored: fold 1 holds every other conversation; its behaviour excludes them

@@ -186,6 +186,25 @@ def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
     return items, counts
 
 
+#: the Chroma collection of the joined ReDial catalogue (the active collection of `chat` is left alone)
+COLLECTION = "redial-movies"
+
+
+def setup(settings, movies, source: str, backend=None, progress=None):
+    """``movies`` (from :func:`load_movies` of the file ``source``) joined to the enriched catalogue,
+    indexed in their own collection, and the product's extractor over them:
+    (recommender, extractor, match counts, items)."""
+    from chatrec.catalog import load_catalog
+    from chatrec.llm.extract import build_extractor
+    from chatrec.recommender import Recommender
+
+    items, match = join_catalogue(movies, load_catalog(settings.catalog))
+    rec = Recommender(settings, collection=COLLECTION)
+    rec.store.index(items, source=source, progress=progress)
+    extractor = build_extractor(settings, rec.catalogue, backend, rec.store.embedder)
+    return rec, extractor, match, items
+
+
 # -- everyone's behaviour, ReDial edition ----------------------------------------------------------
 def conversation_items(conv: dict) -> list[str]:
     """The movies named in a conversation (by either side), first mention first."""
