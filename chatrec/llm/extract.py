@@ -290,7 +290,7 @@ def _comparison(masked: str, key: str) -> float | None:
     m = re.search(rf"\b(?:better|funnier|scarier) than (?:the (?:new |original |first )?)?{k}", low)
     if m:
         lead = low[max(0, m.start() - 25): m.start()]
-        return 0.8 if re.search(r"\b(?:nothing|no|none|n't get|never)\b|n't (?:get|be)\b", lead) else -0.5
+        return 0.8 if re.search(r"\b(?:nothing|no|none|never)\b|n't (?:get|be)\b", lead) else -0.5
     return None
 
 
