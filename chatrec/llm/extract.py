@@ -214,18 +214,18 @@ class RuleExtractor:
     def _items(self, reading: lexicon.Reading, slots: dict[str, tuple[str, str]], masked: str) -> list[MentionedItem]:
         out: dict[str, MentionedItem] = {}
         polarity = {k: "like" for k in reading.likes} | {k: "dislike" for k in reading.dislikes}
+        low = lexicon.normalise(masked)  # once per message, not once per title
         for key, (item_id, title) in slots.items():
-            pol = polarity.get(key)
-            compared = _comparison(masked, key)
-            if key in reading.unseen:
+            unseen = key in reading.unseen
+            if unseen:
                 s = 0.0  # "I haven't seen X": neither a like nor a dislike
-            elif compared is not None:
+            elif (compared := _comparison(low, key)) is not None:
                 s = compared
-            elif pol == "dislike":
+            elif polarity.get(key) == "dislike":
                 s = -1.0
             else:
-                s = _local_sentiment(masked, key)
-            out[item_id] = MentionedItem(title=title, id=item_id, sentiment=s, unseen=key in reading.unseen)
+                s = _local_sentiment(low, key)
+            out[item_id] = MentionedItem(title=title, id=item_id, sentiment=s, unseen=unseen)
         return list(out.values())
 
     def _embedding_genres(self, text: str) -> list[str]:
@@ -280,10 +280,11 @@ def _restore(text: str, slots: dict[str, tuple[str, str]]) -> str:
     return text.strip()
 
 
-def _comparison(masked: str, key: str) -> float | None:
-    """A title that is the yardstick of a comparison: "not as good as X" praises X, "better than X"
-    ranks X below (unless nothing is: "it doesn't get better than X")."""
-    low = re.sub(r"\s+", " ", lexicon.normalise(masked))
+def _comparison(low: str, key: str) -> float | None:
+    """A title (placeholder ``key`` in the normalised message ``low``) that is the yardstick of a
+    comparison: "not as good as X" praises X, "better than X" ranks X below (unless nothing is: "it
+    doesn't get better than X")."""
+    low = re.sub(r"\s+", " ", low)
     k = re.escape(key)
     if re.search(rf"\bnot (?:as|so) \w+ as (?:i (?:liked|loved|enjoyed) |the (?:first|original) )?{k}", low):
         return 0.8
@@ -294,9 +295,9 @@ def _comparison(masked: str, key: str) -> float | None:
     return None
 
 
-def _local_sentiment(masked: str, key: str) -> float:
-    """Sentiment toward one mention: cue words in its sentence; a bare mention leans positive."""
-    low = lexicon.normalise(masked)
+def _local_sentiment(low: str, key: str) -> float:
+    """Sentiment toward one mention (placeholder ``key`` in the normalised message ``low``): cue words
+    in its sentence; a bare mention leans positive."""
     for sentence in re.split(r"[.!?\n]+", low):
         if key in sentence:
             pos, neg = len(POSITIVE.findall(sentence)), len(NEGATIVE.findall(sentence))
