@@ -133,8 +133,7 @@ class ChatEngine:
         text, notes = clean_message(text)
         prefs = self.extractor.extract(text, session.history[-6:]) if text else None
         notes += [n for n in (prefs.notes if prefs else []) if n.startswith("LLM unavailable")]
-        # a title named as not seen is neither liked, disliked nor watched: it may still be recommended
-        mentioned = {m.id: m.sentiment for m in prefs.items if m.id and not m.unseen} if prefs else {}
+        mentioned = prefs.mentioned() if prefs else {}
         unclear = prefs is None or prof.is_unclear(prefs.liked_tags, prefs.disliked_tags, mentioned, prefs.query)
         if prefs is not None:
             session.profile = prof.apply_preferences(

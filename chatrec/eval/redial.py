@@ -319,10 +319,9 @@ class ProductRanker:
             role, text = case.context[i]
             if role == "user":
                 prefs = self.extractor.extract(text, case.context[max(0, i - 4):i])
-                # as in the chat engine: a bare mention leans liked (the extractor reads it +0.3), one the
-                # seeker has not seen is left out of the profile and stays a context seed
-                mentioned = {m.id: m.sentiment for m in prefs.items if m.id and not m.unseen}
-                p = prof.apply_preferences(p, prefs.liked_tags, prefs.disliked_tags, mentioned)
+                # as in the chat engine (a bare mention leans liked; one the seeker has not seen stays out
+                # of the profile, and a context seed if the recommender named it)
+                p = prof.apply_preferences(p, prefs.liked_tags, prefs.disliked_tags, prefs.mentioned())
             else:  # the product reads titles the same way in both roles; context_seeds handles repeats
                 named = named + [m.item_id for m in self.extractor.rules.vocabulary.titles.find(text)]
         self._state = (case.conversation, len(case.context), p, named)

@@ -89,6 +89,11 @@ class Preferences(BaseModel):
     def is_empty(self) -> bool:
         return not (self.liked_tags or self.disliked_tags or self.items)
 
+    def mentioned(self) -> dict[str, float]:
+        """Item id -> sentiment of the titles that tell something about the user's taste, for the profile.
+        A title named as not seen is left out: neither liked, disliked nor watched, it may be recommended."""
+        return {m.id: m.sentiment for m in self.items if m.id and not m.unseen}
+
     def genres(self, polarity: str) -> set[str]:
         """The MovieLens genres among the liked (``+``) or disliked (``-``) tags."""
         tags = self.liked_tags if polarity == "+" else self.disliked_tags
