@@ -79,7 +79,7 @@ class Query:
         disliked.update(dislike_tags)
         for t in dislike_tags:
             liked.pop(t, None)
-        mentioned = {m.id: m.sentiment for m in prefs.items if m.id}
+        mentioned = prefs.mentioned()  # as in chat: a title named as not seen may be recommended
         return cls(
             text=prefs.query if prefs.query.strip() else text,
             liked_tags=liked,

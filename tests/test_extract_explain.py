@@ -132,6 +132,9 @@ def test_preferences_genres_and_query_merge():
     assert "romance" in q.liked_tags and "romance" not in q.disliked_tags  # explicit choice wins
     assert "sci-fi" in q.disliked_tags and "sci-fi" not in q.liked_tags
     assert q.liked_items == {"1": 0.8} and "1" in q.exclude_ids and q.text == "space"
+    unseen = Preferences(items=[{"title": "Alien", "id": "1", "sentiment": 0.0, "unseen": True}], query="space")
+    q = Query.from_preferences(unseen, "raw text")
+    assert not q.liked_items and "1" not in q.exclude_ids  # not seen: `recommend` may offer it, as chat does
 
 
 def test_micro_f1():
