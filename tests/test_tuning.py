@@ -52,18 +52,12 @@ def test_fast_grid_scoring_matches_the_product_ranking(default_data_dir, tmp_pat
     """The tuner scores many weight settings by one matrix product; it must agree with the product's
     own choose() (top-50 membership exactly, rank up to the order of equal scores)."""
     from chatrec.behaviour import read_interactions
-    from chatrec.catalog import load_catalog
     from chatrec.eval import redial
-    from chatrec.llm.extract import build_extractor
-    from chatrec.recommender import Recommender
     from chatrec.settings import Settings
 
     settings = Settings(data_dir=private_data_dir(default_data_dir, tmp_path / "d"), llm="none", use_tuned=False)
     movies = redial.load_movies(REDIAL_MOVIES)
-    items, _ = redial.join_catalogue(movies, load_catalog(settings.catalog))
-    rec = Recommender(settings, collection="redial-movies")
-    rec.store.index(items, source="test")
-    extractor = build_extractor(settings, rec.catalogue, None, rec.store.embedder)
+    rec, extractor, _, items = redial.setup(settings, movies, "test")
     convs = redial.load_conversations(REDIAL_CONVERSATIONS, 16)
     tuner = tuning.Tuner(rec, extractor, convs, movies, items, read_interactions(settings.interactions), k=2)
     prepared = [p for f in tuner.prepare(tuning.Variant("all")) for p in f.prepared]
