@@ -128,7 +128,7 @@ def run_llm_bench(rec: Recommender, settings, backend, n: int = 20) -> dict:
         extract_s.append(time.perf_counter() - t0)
     # Warm-up: the first explanation pays for caching the fixed prompt prefix, as in a chat's first turn.
     explainer.explain(rec.recommend(Query(text=texts[0]), k=10).items, texts[0])
-    first_s, call_s, reasons = [], [], Counter()
+    first_s, call_s, reasons, corrected, n_corrected = [], [], Counter(), Counter(), 0
     for text in texts[2:]:
         t0 = time.perf_counter()
         prefs = extractor.extract(text)
@@ -141,6 +141,8 @@ def run_llm_bench(rec: Recommender, settings, backend, n: int = 20) -> dict:
         first_s.append(first if first is not None else call_s[-1])
         if explainer.last_fallback_reason:
             reasons[explainer.last_fallback_reason.split(":")[0]] += 1
+        n_corrected += bool(explainer.last_repairs)
+        corrected.update(r.kind for r in explainer.last_repairs)
     fallbacks = sum(reasons.values())
     return {
         "llm": f"{backend.info.name}:{backend.info.model}",
@@ -150,6 +152,8 @@ def run_llm_bench(rec: Recommender, settings, backend, n: int = 20) -> dict:
         "explain_whole_call": percentiles(call_s),
         "explanations_replaced_by_template": f"{fallbacks}/{n}",
         "replacement_reasons": dict(reasons),
+        "explanations_corrected_by_line": f"{n_corrected}/{n}",
+        "corrected_lines": dict(corrected),
         "calls": n,
     }
 

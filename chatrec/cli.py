@@ -184,6 +184,8 @@ def recommend(
             payload["explanation"] = explainer.explain(result.items, request)
             if explainer.last_fallback_reason:
                 payload["explanation_fallback"] = explainer.last_fallback_reason
+            if explainer.last_repairs:
+                payload["explanation_corrections"] = [str(p) for p in explainer.last_repairs]
         if prefs is not None:
             payload["preferences"] = prefs.model_dump()
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
@@ -204,7 +206,10 @@ def recommend(
 
 
 def _stream_explanation(explainer, items, request: str) -> None:
-    """Print tokens as they arrive; if the answer fails its check, say so and print the template."""
+    """Print tokens as they arrive; if the answer fails its check, say why and print what replaces it
+    (the corrected answer, or the template)."""
+    from rich.markup import escape
+
     streamed = False
     for chunk in explainer.stream(items, request):
         if chunk.kind == "token":
@@ -214,7 +219,9 @@ def _stream_explanation(explainer, items, request: str) -> None:
         else:
             if streamed:
                 sys.stdout.write("\n")
-                err.print(f"[yellow](explanation replaced: {explainer.last_fallback_reason})[/]")
+                why = explainer.last_fallback_reason
+                err.print(f"[yellow](explanation replaced: {escape(why)})[/]" if why else
+                          f"[yellow](explanation corrected: {escape('; '.join(map(str, explainer.last_repairs)))})[/]")
             sys.stdout.write(chunk.text)
     sys.stdout.write("\n")
 

@@ -167,8 +167,14 @@ class Repl:
                 streamed = True
             else:
                 sys.stdout.write("\n")
+                explainer = self.engine.explainer
+                if explainer.last_repairs:  # the model's answer with its false lines replaced: show it again
+                    self.out.print(f"[dim](corrected: {escape('; '.join(map(str, explainer.last_repairs)))})[/]")
+                    sys.stdout.write(chunk.text)
+                    streamed = True
+                    continue
                 self.out.print(f"[dim](the model's explanation was withdrawn: "
-                               f"{escape(self.engine.explainer.last_fallback_reason or '')}; the reasons above stand)[/]")
+                               f"{escape(explainer.last_fallback_reason or '')}; the reasons above stand)[/]")
                 streamed = False
         if streamed:
             sys.stdout.write("\n")

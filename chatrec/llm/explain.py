@@ -1,12 +1,19 @@
 """Explanations of the picks: streamed from the LLM, grounded in each pick's breakdown, checked.
 
-The model sees the picks as delimited data (title, year, genres, matched tags and the S/B/C
-numbers) and is asked for one line per pick. After generation the text is checked: it must be
-non-empty and name no catalogue title outside the list. Anything else, or any failure, falls back
-to a template built from the breakdown, so every pick always gets a reason.
+The model sees the picks as delimited data (one fact line each: title, year, genres and the
+breakdown in words) and is asked for one line per pick. After generation the text is reviewed:
 
-The stream yields :class:`Chunk` events: ``token`` pieces as they arrive and, when the check
-fails after streaming, one ``replace`` event carrying the whole fallback text.
+- an empty answer, or one that names a catalogue title outside the list, is replaced as a whole
+  by a template built from the breakdown (an off-list title may come from injected text);
+- each line about a pick must state only that pick's facts: its own title and year, genres and
+  matched tags it has, and the breakdown's claims ("close to what you asked for" needs S, "popular"
+  needs B). A line that does not is replaced by the pick's fact line; a free line with a false
+  year is dropped; picks the model skipped get their fact line appended. If no line of the
+  model's survives, the whole template is used.
+
+So every pick always gets a reason and no stated fact is one the breakdown does not hold. The
+stream yields :class:`Chunk` events: ``token`` pieces as they arrive, more ``token`` pieces for
+appended lines, and, when a line had to be replaced, one ``replace`` event with the whole text.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from chatrec.catalog import tag_key
+from chatrec.lexicon import GENRES
 from chatrec.llm.backends import ChatBackend, LLMError
 from chatrec.llm.prompts import load_prompt, wrap_data
 from chatrec.titles import TitleIndex, normalise_title
@@ -30,17 +39,23 @@ class Chunk:
     text: str
 
 
+# The breakdown levels behind reason()'s words; the review holds the model's lines to the same ones.
+CLOSE = 0.6  # S: "close to what you asked for"
+POPULAR = 0.6  # B: "popular and well rated"
+LIKED = 0.35  # B: "well liked by others"
+
+
 def reason(rec, liked_items: Sequence[str] = ()) -> str:
     """A short, checkable reason from one recommendation's breakdown."""
     b = rec.breakdown
     parts = []
     if b.matched_tags:
         parts.append("matches " + ", ".join(b.matched_tags[:3]))
-    if b.similarity >= 0.6:
+    if b.similarity >= CLOSE:
         parts.append("close to what you asked for")
-    if b.behaviour >= 0.6:
+    if b.behaviour >= POPULAR:
         parts.append("popular and well rated")
-    elif b.behaviour >= 0.35:
+    elif b.behaviour >= LIKED:
         parts.append("well liked by others")
     if b.penalty > 0:
         parts.append("but has " + ", ".join(b.disliked_tags) + " you said you dislike")
@@ -68,15 +83,18 @@ def picks_block(recs: Sequence) -> str:
     Compact on purpose: the bundled model reads prompts at ~150 tokens/s on 2 cores, so every fact
     costs time to the first token (README "Speed").
     """
-    lines = []
-    for n, rec in enumerate(recs, 1):
-        it = rec.item
-        genres = ", ".join(it.genres[:3]) or "n/a"
-        lines.append(f"{n}. {it.display_title} — {genres}; {reason(rec)}")
-    return "\n".join(lines)
+    return "\n".join(fact_line(n, rec) for n, rec in enumerate(recs, 1))
 
 
-_MARKER_LINE = re.compile(r"^\s*(<<<[A-Z ]*|[A-Z ]*>>>)\s*$")
+def fact_line(n: int, rec) -> str:
+    """Pick ``n``'s facts as the model is given them; also what replaces a wrong line of its answer."""
+    it = rec.item
+    genres = ", ".join(it.genres[:3]) or "n/a"
+    return f"{n}. {it.display_title} — {genres}; {reason(rec)}"
+
+
+# Small models also echo a delimiter with one bracket short ("PICKS>>").
+_MARKER_LINE = re.compile(r"^\s*(<{2,3}[A-Z ]*|[A-Z ]*>{2,3})\s*$")
 _MAYBE_MARKER = re.compile(r"^\s*(<{1,3}[A-Z ]*|[A-Z ]*>{0,3})$")
 
 
@@ -120,7 +138,8 @@ class Explainer:
         self.max_tokens = max_tokens
         self.explain_top = explain_top  # the model explains the first few; every pick has its template reason
         self.last_first_token_s: float | None = None
-        self.last_fallback_reason: str | None = None
+        self.last_fallback_reason: str | None = None  # why the whole answer became the template
+        self.last_repairs: tuple[Problem, ...] = ()  # false statements corrected line by line
 
     def messages(self, recs: Sequence, request: str) -> list[tuple[str, str]]:
         system = load_prompt("system") + "\n\n" + load_prompt("explanation")
@@ -128,9 +147,10 @@ class Explainer:
         return [("system", system), ("user", user)]
 
     def stream(self, recs: Sequence, request: str = "") -> Iterator[Chunk]:
-        """Tokens as they come; a final ``replace`` with the template if the answer fails its check."""
+        """Tokens as they come, then the review's corrections (see the module docstring)."""
         self.last_first_token_s = None
         self.last_fallback_reason = None
+        self.last_repairs = ()
         recs = list(recs)
         if not recs:
             return
@@ -152,11 +172,21 @@ class Explainer:
             self.last_fallback_reason = f"LLM failed: {exc}"
             yield Chunk("replace", template(recs))
             return
-        problem = self.check("".join(pieces), recs)
-        if problem:
-            log.info("explanation rejected (%s); using the template", problem)
-            self.last_fallback_reason = problem
+        answer = "".join(pieces)
+        review = self.review(answer, recs)
+        if review.fatal:
+            log.info("explanation rejected (%s); using the template", review.fatal)
+            self.last_fallback_reason = review.fatal
             yield Chunk("replace", template(recs))
+            return
+        self.last_repairs = review.repairs
+        if review.repairs:
+            log.info("explanation corrected: %s", "; ".join(map(str, review.repairs)))
+        if review.text.startswith(answer):  # only lines appended for skipped picks: no need to redraw
+            if review.text != answer:
+                yield Chunk("token", review.text[len(answer):])
+        else:
+            yield Chunk("replace", review.text)
 
     def explain(self, recs: Sequence, request: str = "") -> str:
         text = ""
@@ -165,9 +195,43 @@ class Explainer:
         return text
 
     def check(self, text: str, recs: Sequence) -> str | None:
-        """Why ``text`` is not acceptable, or None. Off-list titles and empty answers fail."""
+        """Why ``text`` is not acceptable as it stands, or None (the first problem the review finds)."""
+        review = self.review(text, recs)
+        return review.fatal or (str(review.repairs[0]) if review.repairs else None)
+
+    def review(self, text: str, recs: Sequence) -> "Review":
+        """``text`` checked against the picks' facts, and corrected line by line where it can be."""
+        recs = list(recs)
         if not text.strip() or len(re.findall(r"\w+", text)) < 3:
-            return "empty answer"
+            return Review(text, fatal="empty answer")
+        fatal = self._off_list(text, recs)
+        if fatal:
+            return Review(text, fatal=fatal)
+        facts = _Facts(recs)
+        judged = []  # (unit, the pick it is about, what is false in it)
+        for unit in _units(text):
+            pick, problem = facts.attribute(unit)
+            judged.append((unit, pick, problem or facts.problem(unit, pick)))
+        repairs = tuple(problem for _, _, problem in judged if problem)
+        shown = {pick for _, pick, _ in judged if pick is not None}
+        skipped = [p for p in range(min(self.explain_top, len(recs))) if p not in shown]
+        if not repairs:
+            extra = "\n".join(fact_line(p + 1, recs[p]) for p in skipped)
+            return Review(text + ("" if text.endswith("\n") else "\n") + extra if extra else text)
+        if all(problem for _, pick, problem in judged if pick is not None):
+            return Review(text, fatal=f"no line was right: {repairs[0]}")
+        # Rebuild in pick order; the model's free lines before and after its pick lines stay there.
+        first = next(i for i, (_, pick, _) in enumerate(judged) if pick is not None)
+        free = [(i, unit) for i, (unit, pick, problem) in enumerate(judged) if pick is None and not problem]
+        lines = [unit for i, unit in free if i < first]
+        for p in sorted(shown | set(skipped)):
+            good = next((unit for unit, pick, problem in judged if pick == p and not problem), None)
+            lines.append(good if good is not None else fact_line(p + 1, recs[p]))
+        lines += [unit for i, unit in free if i > first]
+        return Review("\n".join(lines), repairs=repairs)
+
+    def _off_list(self, text: str, recs: Sequence) -> str | None:
+        """An item named that is not on the list: the whole answer is suspect (it may echo injected text)."""
         allowed = {normalise_title(r.item.title) for r in recs} | {
             normalise_title(a) for r in recs for a in r.item.aka
         }
@@ -180,13 +244,111 @@ class Explainer:
                 if m.item_id not in allowed_ids and mention not in allowed and mention not in facts:
                     return f"names an item not in the list: {m.text!r}"
         # "Title (Year)" patterns must be on the list even when the catalogue does not know them
-        years = {normalise_title(t): r.item.year for r in recs for t in (r.item.title, *r.item.aka)}
-        for title, year in re.findall(r"([A-Z][\w'’:&\- ]{1,60}?)\s*\((\d{4})\)", text):
+        for title, _ in _TITLE_YEAR.findall(text):
             norm = normalise_title(title)
             if norm and not any(norm.endswith(a) or a.endswith(norm) for a in allowed if a):
                 return f"names an item not in the list: {title!r}"
-            known = years.get(norm) if norm in years else next(
-                (y for a, y in years.items() if a and (norm.endswith(a) or a.endswith(norm))), None)
+        return None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A false statement in one line of an answer."""
+
+    kind: str  # "wrong year", "wrong genre", "wrong tag", "unsupported claim", "another pick's title", "no such pick"
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Review:
+    text: str  # the answer to show
+    repairs: tuple[Problem, ...] = ()  # the false statements that were corrected, one per line
+    fatal: str | None = None  # why the whole answer is replaced by the template
+
+
+_TITLE_YEAR = re.compile(r"([A-Z][\w'’:&\- ]{1,60}?)\s*\((\d{4})\)")
+# A unit is a line, or a numbered item that starts after a sentence on the same line ("… fits. 2. Heat …").
+_UNIT_START = re.compile(r"\n|(?<=[.!?;])[ \t]+(?=\d{1,2}[.)][ \t])")
+_NUMBER = re.compile(r"\s*(\d{1,2})[.)](?:\s|$)")
+# "no romance", "not a horror film": a genre named as absent is not claimed
+_NEGATED = re.compile(r"(?:\bno|\bnot|\bnon|\bwithout|n't|\bunlike|\binstead of|\brather than)\W+(?:\w+\W+){0,2}$",
+                      re.I)
+_MATCHES = re.compile(r"\bmatch(?:es|ing)?\s+([^;.\n]+)", re.I)
+
+
+def _units(text: str) -> list[str]:
+    return [u for u in (u.strip() for u in _UNIT_START.split(text)) if u]
+
+
+def _named(title: str, unit: str) -> bool:
+    """``title`` written as such in ``unit`` (capitalised as a title, not as a common word)."""
+    return bool(title) and re.search(r"(?<!\w)" + re.escape(title) + r"(?!\w)", unit) is not None
+
+
+class _Facts:
+    """What may be said of each pick: its titles, year, genres and tags, and the breakdown's claims."""
+
+    def __init__(self, recs: Sequence):
+        self.recs = recs
+        # Genre words are claims: the movie genres and whatever genres the listed items carry.
+        words = {g.lower() for g in GENRES} | {g.lower() for r in recs for g in r.item.genres}
+        self.genres = re.compile(r"(?<![\w-])(" + "|".join(
+            re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w-])", re.I)
+        self.own = [{tag_key(t) for t in (*r.item.all_tags, *r.breakdown.matched_tags)} for r in recs]
+        self.any_own = set().union(*self.own)
+        self.titles = [(r.item.title, *r.item.aka) for r in recs]
+        self.years = {normalise_title(t): r.item.year for r in recs for t in (r.item.title, *r.item.aka)}
+
+    def names(self, p: int, unit: str) -> bool:
+        return any(_named(t, unit) for t in self.titles[p])
+
+    def attribute(self, unit: str) -> tuple[int | None, Problem | None]:
+        """Which pick ``unit`` is about (its number, else the one pick it names), and a numbering problem."""
+        m = _NUMBER.match(unit)
+        if m:
+            n = int(m.group(1))
+            if 1 <= n <= len(self.recs):
+                return n - 1, None
+            return None, Problem("no such pick", f"line {n} is about no pick: there are {len(self.recs)}")
+        named = [p for p in range(len(self.recs)) if self.names(p, unit)]
+        return (named[0] if len(named) == 1 else None), None
+
+    def problem(self, unit: str, pick: int | None) -> Problem | None:
+        """The first false statement in ``unit``, a line about ``pick`` (None: a free line)."""
+        for title, year in _TITLE_YEAR.findall(unit):
+            norm = normalise_title(title)
+            known = self.years.get(norm) if norm in self.years else next(
+                (y for a, y in self.years.items() if a and (norm.endswith(a) or a.endswith(norm))), None)
             if known and int(year) != known:  # a listed title with a made-up year is a false statement
-                return f"wrong year for {title.strip()!r}: {year}, not {known}"
+                return Problem("wrong year", f"wrong year for {title.strip()!r}: {year}, not {known}")
+        if pick is None:
+            return None
+        rec, own = self.recs[pick], self.own[pick]
+        name = rec.item.display_title
+        if not self.names(pick, unit):
+            other = next((self.recs[p].item.title for p in range(len(self.recs)) if self.names(p, unit)), None)
+            if other:
+                return Problem("another pick's title",
+                               f"line {pick + 1} is about {other!r}, but pick {pick + 1} is {name}")
+        claims = unit
+        for titles in self.titles:  # a title's own words are not claims ("Star Wars", "Musical")
+            for t in titles:
+                if t:
+                    claims = re.sub(r"(?<!\w)" + re.escape(t) + r"(?!\w)", " ", claims)
+        for m in self.genres.finditer(claims):
+            if tag_key(m.group(1)) not in own and not _NEGATED.search(claims[: m.start()]):
+                return Problem("wrong genre", f"{m.group(1)!r} is not a genre of {name}")
+        for m in _MATCHES.finditer(claims):
+            for term in map(tag_key, re.split(r",|\band\b|&", m.group(1))):
+                # another pick's tag: the facts of two lines swapped (a free phrase is not checked)
+                if term in self.any_own and term not in own:
+                    return Problem("wrong tag", f"{name} does not match {term!r}")
+        b = rec.breakdown
+        if re.search(r"close to what you (?:asked|want)", claims, re.I) and b.similarity < CLOSE:
+            return Problem("unsupported claim", f"{name} is not close to the request (S {b.similarity:.2f})")
+        if re.search(r"\bpopular\b", claims, re.I) and b.behaviour < POPULAR:
+            return Problem("unsupported claim", f"{name} is not popular (B {b.behaviour:.2f})")
         return None
