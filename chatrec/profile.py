@@ -6,8 +6,14 @@ applies a turn's extracted preferences (:func:`apply_preferences`) or one feedba
 
 Decay: at each user message, tag weights from earlier turns are multiplied by ``like_decay``
 (0.7) and dislikes by ``dislike_decay`` (0.9: "no horror" should outlast a passing wish), and
-weights under ``floor`` are dropped. A tag mentioned again is reset to full weight 1.0. Item
-likes and dislikes do not decay: they are facts about items, not moods.
+weights under ``floor`` are dropped. A tag mentioned again is reset to full weight 1.0.
+
+Focus: a message that says what it wants now (a liked tag or a liked title) moves the focus to it.
+Earlier liked tags then fade by ``shift`` (0.35) instead of ``like_decay``, and earlier liked items
+pull ``shift`` as much on the next picks, never less than ``item_floor``. Items stay liked and
+disliked: those are facts about items, not moods; only how much they steer the next request fades.
+Without this, "a western" after "something funny" + a like returned comedies: in a 40-pair probe
+only 49% of the second list's top 5 had the asked genre, against 88% with it (docs/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ class Decay:
     floor: float = 0.1
     #: how much a liked/watched item lends its tags to the profile (less than a stated tag)
     item_tag_weight: float = 0.3
+    #: a message with its own likes moves the focus: earlier liked tags and items' pull are multiplied by
+    #: this (below recommender.FOCUS, so they leave the embedded request), items never below item_floor
+    shift: float = 0.35
+    item_floor: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -81,13 +91,16 @@ def apply_preferences(
     query: str = "",
     decay: Decay = Decay(),
 ) -> Profile:
-    """One user message: decay the old tag weights, then add what this message said.
+    """One user message: decay the old tag weights (harder if the message moves the focus, see the
+    module docstring), then add what this message said.
 
     A tag said now overrides its opposite from before ("actually, I do like horror").
     ``mentioned_items`` maps item id -> sentiment in [-1, 1]: positive ones become liked items,
     negative ones disliked items; mentioned items are never recommended back (the user knows them).
     """
-    liked = _decayed(profile.liked_tags, decay.like_decay, decay.floor)
+    liked_tags, mentioned_items = list(liked_tags), dict(mentioned_items or {})
+    shifts = bool(liked_tags) or any(s > 0 for s in mentioned_items.values())
+    liked = _decayed(profile.liked_tags, decay.shift if shifts else decay.like_decay, decay.floor)
     disliked = _decayed(profile.disliked_tags, decay.dislike_decay, decay.floor)
     for t in disliked_tags:
         disliked[t] = 1.0
@@ -96,9 +109,11 @@ def apply_preferences(
         liked[t] = 1.0
         disliked.pop(t, None)
     liked_items = dict(profile.liked_items)
+    if shifts:
+        liked_items = {i: max(w * decay.shift, min(w, decay.item_floor)) for i, w in liked_items.items()}
     disliked_items = set(profile.disliked_items)
     seen = set(profile.seen_items)
-    for item_id, sentiment in (mentioned_items or {}).items():
+    for item_id, sentiment in mentioned_items.items():
         seen.add(item_id)
         if sentiment > 0:
             liked_items[item_id] = max(liked_items.get(item_id, 0.0), min(sentiment, 1.0))

@@ -95,6 +95,9 @@ class Query:
 
 #: how many of the most recent conversation items seed the collaborative part
 CONTEXT_ITEMS = 10
+#: liked tags at or above this weight are the focus, embedded with the request: said in this message, or
+#: in the one before if this one moved nothing (profile.Decay: 0.7 after one plain message, 0.35 after a shift)
+FOCUS = 0.5
 
 
 def context_seeds(items: Iterable[str], profile, weight: float) -> dict[str, float]:
@@ -322,11 +325,15 @@ class Recommender:
         return known, unknown
 
     def user_vector(self, query: Query, unknown_like: Iterable[str] = ()) -> np.ndarray | None:
-        """The user side of S: the query text (plus liked tags) blended with liked items."""
+        """The user side of S: the query text plus the liked tags in focus, blended with liked items at
+        the pull of the strongest (a like made now counts as much as the words, older ones less)."""
         cat = self.catalogue
         parts: list[np.ndarray] = []
         text = query.text.strip()
-        liked_words = [*sorted(query.liked_tags, key=lambda t: -query.liked_tags[t])[:6], *unknown_like]
+        top = sorted(query.liked_tags, key=lambda t: -query.liked_tags[t])[:6]
+        # faded tags stay in C, but do not speak for the request (unless there is nothing else)
+        focus = [t for t in top if query.liked_tags[t] >= FOCUS] or ([] if text else top)
+        liked_words = [*focus, *unknown_like]
         if liked_words:
             text = f"{text}. {', '.join(liked_words)}" if text else ", ".join(liked_words)
         if text:
@@ -338,7 +345,7 @@ class Recommender:
         if liked_rows:
             weights = np.array([max(query.liked_items[cat.items[r].id], 0.0) for r in liked_rows]) + 1e-9
             centroid = (cat.matrix[liked_rows].astype(np.float64) * weights[:, None]).sum(0)
-            parts.append(centroid / (np.linalg.norm(centroid) or 1.0))
+            parts.append(centroid / (np.linalg.norm(centroid) or 1.0) * min(float(weights.max()), 1.0))
         if not parts:
             return None
         vec = np.sum(parts, axis=0)

@@ -45,6 +45,25 @@ def test_turn_reads_preferences_and_ranks(engine):
     assert all("Comedy" in r.item.genres and "Romance" not in r.item.genres for r in reply.recommendations)
 
 
+@pytest.mark.parametrize("first,second,genres", [
+    ("something funny, no romance", "a western", {"Western"}),
+    ("something funny, no romance", "more like Alien", {"Sci-Fi", "Horror"}),
+    ("a dark crime thriller", "a documentary about music", {"Documentary"}),
+    ("a romantic comedy for date night", "a scary movie", {"Horror"}),
+])
+def test_a_new_request_leads_the_next_picks(engine, first, second, genres):
+    """After a request and a like, the next request is what the list is about; the profile only tilts it
+    (before the focus shift, these lists had 2, 2, 0 and 1 of 5 with the asked genre)."""
+    s = engine.session(f"u-switch-{first}-{second}")
+    engine.turn(s, first).text()
+    engine.feedback(s, 1, "like")
+    engine.turn(s, second).text()
+    hits = sum(bool(genres & set(r.item.genres)) for r in s.shown[:5])
+    assert hits >= 4, [(r.item.display_title, r.item.genres) for r in s.shown[:5]]
+    if "no romance" in first:  # what the user avoids does not move with the focus
+        assert all("Romance" not in r.item.genres for r in s.shown)
+
+
 def test_disliked_item_never_returns_in_the_session(engine):
     s = engine.session("u-dislike")
     engine.turn(s, "a space adventure").text()

@@ -11,14 +11,30 @@ from chatrec.profile import Decay, Profile
 def test_tags_decay_and_drop_below_the_floor():
     p = prof.apply_preferences(Profile(), ["comedy"], ["romance"], query="funny, no romance")
     assert p.liked_tags == {"comedy": 1.0} and p.disliked_tags == {"romance": 1.0} and p.turns == 1
-    p = prof.apply_preferences(p, ["horror"])
-    assert p.liked_tags == pytest.approx({"comedy": 0.7, "horror": 1.0})
-    assert p.disliked_tags == pytest.approx({"romance": 0.9})  # dislikes fade slower
+    p = prof.apply_preferences(p, disliked_tags=["gore"])  # nothing new wanted: the focus stays
+    assert p.liked_tags == pytest.approx({"comedy": 0.7})
+    assert p.disliked_tags == pytest.approx({"romance": 0.9, "gore": 1.0})  # dislikes fade slower
     for _ in range(6):
         p = prof.apply_preferences(p)
     assert "comedy" not in p.liked_tags  # 0.7**7 < 0.1
     assert "romance" in p.disliked_tags  # 0.9**7 = 0.48
     assert p.last_query == "funny, no romance"  # an empty message keeps the last request
+
+
+def test_a_message_with_its_own_likes_moves_the_focus():
+    d = Decay()
+    p = prof.apply_preferences(Profile(), ["comedy"], ["romance"], {"1": 0.8})
+    p = prof.apply_event(p, "2", "like")
+    p = prof.apply_preferences(p, ["western"])
+    assert p.liked_tags == pytest.approx({"comedy": d.shift, "western": 1.0})  # not 0.7: the request moved
+    assert p.disliked_tags == pytest.approx({"romance": d.dislike_decay})  # what to avoid does not move
+    assert p.liked_items == pytest.approx({"1": 0.8 * d.shift, "2": 1.0 * d.shift})  # still liked, pull less
+    p = prof.apply_preferences(p, mentioned_items={"3": 0.8})  # "more like Alien" moves it too
+    assert p.liked_items == pytest.approx({"1": d.item_floor, "2": d.item_floor, "3": 0.8})
+    for _ in range(5):
+        p = prof.apply_preferences(p, ["horror"])
+    assert set(p.liked_items) == {"1", "2", "3"} and min(p.liked_items.values()) == d.item_floor  # never lost
+    assert {"1", "3"} <= p.excluded  # named titles are known to the user
 
 
 def test_saying_the_opposite_overrides():
