@@ -283,11 +283,6 @@ def _units(text: str) -> list[str]:
     return [u for u in (u.strip() for u in _UNIT_START.split(text)) if u]
 
 
-def _named(title: str, unit: str) -> bool:
-    """``title`` written as such in ``unit`` (capitalised as a title, not as a common word)."""
-    return bool(title) and re.search(r"(?<!\w)" + re.escape(title) + r"(?!\w)", unit) is not None
-
-
 class _Facts:
     """What may be said of each pick: its titles, year, genres and tags, and the breakdown's claims."""
 
@@ -299,11 +294,13 @@ class _Facts:
             re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w-])", re.I)
         self.own = [{tag_key(t) for t in (*r.item.all_tags, *r.breakdown.matched_tags)} for r in recs]
         self.any_own = set().union(*self.own)
-        self.titles = [(r.item.title, *r.item.aka) for r in recs]
+        # each pick's titles as written (capitalised as a title, not as a common word)
+        self.titles = [[re.compile(r"(?<!\w)" + re.escape(t) + r"(?!\w)") for t in (r.item.title, *r.item.aka) if t]
+                       for r in recs]
         self.years = {normalise_title(t): r.item.year for r in recs for t in (r.item.title, *r.item.aka)}
 
     def names(self, p: int, unit: str) -> bool:
-        return any(_named(t, unit) for t in self.titles[p])
+        return any(t.search(unit) for t in self.titles[p])
 
     def attribute(self, unit: str) -> tuple[int | None, Problem | None]:
         """Which pick ``unit`` is about (its number, else the one pick it names), and a numbering problem."""
@@ -336,8 +333,7 @@ class _Facts:
         claims = unit
         for titles in self.titles:  # a title's own words are not claims ("Star Wars", "Musical")
             for t in titles:
-                if t:
-                    claims = re.sub(r"(?<!\w)" + re.escape(t) + r"(?!\w)", " ", claims)
+                claims = t.sub(" ", claims)
         for m in self.genres.finditer(claims):
             if tag_key(m.group(1)) not in own and not _NEGATED.search(claims[: m.start()]):
                 return Problem("wrong genre", f"{m.group(1)!r} is not a genre of {name}")
