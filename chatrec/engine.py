@@ -135,10 +135,14 @@ class ChatEngine:
         notes += [n for n in (prefs.notes if prefs else []) if n.startswith("LLM unavailable")]
         mentioned = prefs.mentioned() if prefs else {}
         unclear = prefs is None or prof.is_unclear(prefs.liked_tags, prefs.disliked_tags, mentioned, prefs.query)
+        # "no horror please", "I hated Prometheus": only something to avoid, so the request stays what it
+        # was (embedding this text would ask for what the user just turned down)
+        refines = prefs is not None and not prefs.liked_tags and not any(v > 0 for v in mentioned.values()) \
+            and prof.only_filler(prefs.query) and bool(session.profile.last_query)
         if prefs is not None:
             session.profile = prof.apply_preferences(
                 session.profile, prefs.liked_tags, prefs.disliked_tags, mentioned,
-                query="" if unclear else (prefs.query or text),
+                query="" if unclear or refines else (prefs.query or text),
             )
         if unclear and session.profile.is_empty:
             session.shown = self.recommender.recommend(Query(exclude_ids=session.profile.excluded), k=self.k).items
@@ -149,7 +153,7 @@ class ChatEngine:
             return reply
         if session.request:  # the last list answered a request (not a clarifying question's cold picks)
             session.context = [*session.context, *(r.item.id for r in session.shown)][-2 * CONTEXT_ITEMS:]
-        session.request = text if not unclear else session.profile.last_query
+        session.request = session.profile.last_query if unclear or refines else text
         # a pick the user liked stays in the list it came from, but a new request brings new picks:
         # its own like events would otherwise keep it at #1 of every later list
         session.earlier = set(session.profile.liked_items)

@@ -184,7 +184,12 @@ def is_unclear(liked_tags: Iterable[str], disliked_tags: Iterable[str], items: I
     """Nothing to go on: no tags, no items, and the text is only greetings and filler words."""
     if any(True for _ in liked_tags) or any(True for _ in disliked_tags) or any(True for _ in items):
         return False
-    words = [w for w in "".join(ch.lower() if ch.isalnum() else " " for ch in query).split() if len(w) > 1]
+    return only_filler(query)
+
+
+def only_filler(text: str) -> bool:
+    """``text`` is only greetings and filler words: it asks for nothing in particular."""
+    words = [w for w in "".join(ch.lower() if ch.isalnum() else " " for ch in text).split() if len(w) > 1]
     return all(w in FILLER for w in words)
 
 

@@ -65,6 +65,20 @@ def test_a_new_request_leads_the_next_picks(engine, first, second, genres):
         assert all("Romance" not in r.item.genres for r in s.shown)
 
 
+@pytest.mark.parametrize("request_,avoid,genre,banned", [
+    ("a space adventure", "no horror please", "Sci-Fi", "Horror"),
+    ("more like Alien", "I hated Prometheus, nothing too gory", "Sci-Fi", "Horror"),
+])
+def test_a_message_that_only_says_what_to_avoid_keeps_the_request(engine, request_, avoid, genre, banned):
+    """Embedding "no horror please" as the request asked for horror; it only refines the last request."""
+    s = engine.session(f"u-refine-{avoid}")
+    engine.turn(s, request_).text()
+    engine.turn(s, avoid).text()
+    assert s.request == request_ and s.profile.last_query == request_
+    picks = [(r.item.display_title, r.item.genres) for r in s.shown[:5]]
+    assert sum(genre in g for _, g in picks) >= 4 and not any(banned in g for _, g in picks), picks
+
+
 def test_disliked_item_never_returns_in_the_session(engine):
     s = engine.session("u-dislike")
     engine.turn(s, "a space adventure").text()
