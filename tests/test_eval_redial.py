@@ -115,6 +115,29 @@ def test_join_catalogue_third_pass_matches_subtitles_and_spellings_but_not_looka
     assert counts["matched_loose"] == 3 and counts["matched"] == 5
 
 
+def test_join_catalogue_fourth_pass_gives_duplicate_ids_their_film():
+    enriched = [Item(id="1", title="The Notebook", year=2004, genres=("Romance",)),
+                Item(id="2", title="Anchorman: The Legend of Ron Burgundy", year=2004, genres=("Comedy",)),
+                Item(id="3", title="Star Wars: Episode IV - A New Hope", year=1977, genres=("Sci-Fi",)),
+                Item(id="4", title="Star Wars: Episode V - The Empire Strikes Back", year=1980, genres=("Sci-Fi",))]
+    movies = [("10", "The Notebook", 2004, 200), ("11", "The Notebook", 2013, 137),  # a wrong-year duplicate id
+              ("20", "Anchorman: The Legend of Ron Burgundy", 2004, 90), ("21", "Anchorman", None, 131),
+              ("30", "Star Wars: Episode IV - A New Hope", 1977, 50), ("31", "Star Wars: Episode V - The Empire Strikes Back",
+                                                                         1980, 40),
+              ("32", "Star Wars", None, 141),  # names two films: stays title-only
+              ("40", "The Notebook", None, 3),
+              ("50", "Flatliners", 2017, 9)]  # no film of that title at all
+    items, counts = redial.join_catalogue(movies, enriched)
+    by_id = {it.id: it for it in items}
+    assert by_id["11"].genres == ("Romance",) and by_id["11"].extra == {"source_id": "1"}
+    assert by_id["11"].year == 2013 and by_id["11"].popularity == 137.0  # its own name and mentions
+    assert by_id["21"].genres == ("Comedy",)  # the title up to the subtitle, no year given
+    assert by_id["32"].genres == () and by_id["50"].genres == ()
+    assert by_id["40"].genres == ("Romance",)  # no year, one film of that title (the first pass)
+    assert by_id["10"].genres == ("Romance",)
+    assert counts["matched_twin"] == 2 and counts["matched"] == 7
+
+
 def test_popularity_ranker_skips_earlier_mentions_when_fresh_only():
     ranker = redial.PopularityRanker(Counter({"10": 9, "30": 5, "20": 1}), fresh_only=True)
     case = next(redial.cases(CONV, fresh_only=True))

@@ -129,6 +129,15 @@ def _loose_match(title: str, year: int | None, by_main, by_year, taken: set[str]
     return ranked[0][1] if ranked and (len(ranked) == 1 or ranked[0][0] > ranked[1][0]) else None
 
 
+def _twin_match(title: str, year: int | None, by_title, by_main, taken: set[str]) -> Item | None:
+    """join_catalogue's fourth pass for one ReDial movie (see there)."""
+    key = normalise_title(title)
+    named = {it.id: it for it in by_title.get(key, ()) if it.id in taken}
+    if not named and year is None:
+        named = {i: it for i, it in by_main.get(key, {}).items() if i in taken}
+    return next(iter(named.values())) if len(named) == 1 else None
+
+
 def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
     """ReDial movies as catalogue items: enriched metadata where normalised title + year match
     (year ±1 as a second pass), title-only otherwise. Returns the items and the match counts.
@@ -136,7 +145,12 @@ def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
     A third pass matches what the first two leave, against enriched items no other ReDial movie took:
     the same year and one title the other's without its subtitle ("Jumanji (2017)" is "Jumanji: Welcome to
     the Jungle (2017)"; no year: only when that main part names one film), else a near-identical
-    title of the same year ("John Wick: Chapter 2" / "Chapter Two"), the closest if it is the only one."""
+    title of the same year ("John Wick: Chapter 2" / "Chapter Two"), the closest if it is the only one.
+
+    A fourth pass joins ReDial's duplicate ids: a movie still unmatched whose title (or, without a year, whose
+    title up to a subtitle) names exactly one film that another ReDial movie already matched is that film
+    under a second id, often with a wrong or missing year ("The Notebook (2013)" beside "The Notebook
+    (2004)", "Anchorman" beside "Anchorman: The Legend of Ron Burgundy (2004)"): both ids get its metadata."""
     by_key: dict[tuple[str, int | None], Item] = {}
     by_title: dict[str, list[Item]] = {}
     by_main: dict[str, dict[str, Item]] = {}
@@ -169,6 +183,11 @@ def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
             hits[n] = hit
             taken.add(hit.id)
             loose += 1
+    twins = 0
+    for n, (movie_id, title, year, mentions) in enumerate(movies):
+        if hits[n] is None and (hit := _twin_match(title, year, by_title, by_main, taken)) is not None:
+            hits[n] = hit
+            twins += 1
     items = []
     for (movie_id, title, year, mentions), hit in zip(movies, hits):
         if hit is not None:
@@ -180,9 +199,10 @@ def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
             ))
         else:
             items.append(Item(id=movie_id, title=title, year=year, popularity=float(mentions)))
-    matched = exact + near + loose
+    matched = exact + near + loose + twins
     counts = {"movies": len(items), "matched": matched, "matched_exact": exact, "matched_near": near,
-              "matched_loose": loose, "match_rate": round(matched / len(items), 4) if items else 0.0}
+              "matched_loose": loose, "matched_twin": twins,
+              "match_rate": round(matched / len(items), 4) if items else 0.0}
     return items, counts
 
 
