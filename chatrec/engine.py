@@ -143,6 +143,7 @@ class ChatEngine:
             session.profile = prof.apply_preferences(
                 session.profile, prefs.liked_tags, prefs.disliked_tags, mentioned,
                 query="" if unclear or refines else (prefs.query or text),
+                item_genres=self.recommender.genres_of([*mentioned, *session.profile.liked_items]),
             )
         if unclear and session.profile.is_empty:
             session.shown = self.recommender.recommend(Query(exclude_ids=session.profile.excluded), k=self.k).items

@@ -14,6 +14,10 @@ pull ``shift`` as much on the next picks, never less than ``item_floor``. Items 
 disliked: those are facts about items, not moods; only how much they steer the next request fades.
 Without this, "a western" after "something funny" + a like returned comedies: in a 40-pair probe
 only 49% of the second list's top 5 had the asked genre, against 88% with it (docs/RESULTS.md).
+A like in the same vein does not move the focus: when every tag the message likes is already in focus
+and at least half the genres of every title it likes are ("I love comedies", then "Superbad was great"), the
+earlier likes decay as after any message (the caller passes the genres of the titles, see
+:func:`moves_focus`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class Decay:
     #: this (below recommender.FOCUS, so they leave the embedded request), items never below item_floor
     shift: float = 0.35
     item_floor: float = 0.2
+    #: liked tags at or above this weight are the focus, what the current request is about (the recommender
+    #: embeds them with the request); with none, the genres of the liked items pulling at least this much
+    focus: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -90,16 +97,18 @@ def apply_preferences(
     mentioned_items: Mapping[str, float] | None = None,
     query: str = "",
     decay: Decay = Decay(),
+    item_genres: Mapping[str, Iterable[str]] | None = None,
 ) -> Profile:
     """One user message: decay the old tag weights (harder if the message moves the focus, see the
-    module docstring), then add what this message said.
+    module docstring), then add what this message said. ``item_genres``: genre tag keys of the mentioned
+    and the earlier liked items (without it, every like moves the focus).
 
     A tag said now overrides its opposite from before ("actually, I do like horror").
     ``mentioned_items`` maps item id -> sentiment in [-1, 1]: positive ones become liked items,
     negative ones disliked items; mentioned items are never recommended back (the user knows them).
     """
     liked_tags, mentioned_items = list(liked_tags), dict(mentioned_items or {})
-    shifts = bool(liked_tags) or any(s > 0 for s in mentioned_items.values())
+    shifts = moves_focus(profile, liked_tags, [i for i, s in mentioned_items.items() if s > 0], item_genres, decay)
     liked = _decayed(profile.liked_tags, decay.shift if shifts else decay.like_decay, decay.floor)
     disliked = _decayed(profile.disliked_tags, decay.dislike_decay, decay.floor)
     for t in disliked_tags:
@@ -131,6 +140,29 @@ def apply_preferences(
         last_query=query.strip() or profile.last_query,
         turns=profile.turns + 1,
     )
+
+
+def moves_focus(profile: Profile, liked_tags: Iterable[str], liked_items: Iterable[str],
+                item_genres: Mapping[str, Iterable[str]] | None = None, decay: Decay = Decay()) -> bool:
+    """Whether a message that likes ``liked_tags`` and ``liked_items`` asks for something new: True unless
+    all of it is already in focus (its tags in focus, at least half of each title's genres in focus)."""
+    liked_tags, liked_items = list(liked_tags), list(liked_items)
+    if not liked_tags and not liked_items:
+        return False
+    if item_genres is None:
+        return True
+    # the tags in focus; a profile of liked titles only (no tag in focus) is about their genres
+    focus = {t for t, w in profile.liked_tags.items() if w >= decay.focus} or \
+        {g for i, w in profile.liked_items.items() if w >= decay.focus for g in item_genres.get(i, ())}
+    return not focus or any(t not in focus for t in liked_tags) or any(not _in_vein(item_genres.get(i, ()), focus)
+                                                                        for i in liked_items)
+
+
+def _in_vein(genres: Iterable[str], focus: set[str]) -> bool:
+    """At least half of a title's genres are in focus: Superbad after "comedies", not Toy Story (a comedy too,
+    but animated, for children, an adventure and a fantasy)."""
+    genres = set(genres)
+    return bool(genres) and 2 * len(genres & focus) >= len(genres)
 
 
 def apply_event(

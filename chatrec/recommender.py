@@ -20,6 +20,7 @@ import numpy as np
 from chatrec import rank
 from chatrec.behaviour import Behaviour, InteractionError, log_for, read_interactions
 from chatrec.catalog import Item, load_catalog, tag_key
+from chatrec.profile import Decay
 from chatrec.settings import Settings
 from chatrec.store import IndexReport, ItemStore, ItemTable, StoreError
 
@@ -97,7 +98,7 @@ class Query:
 CONTEXT_ITEMS = 10
 #: liked tags at or above this weight are the focus, embedded with the request: said in this message, or
 #: in the one before if this one moved nothing (profile.Decay: 0.7 after one plain message, 0.35 after a shift)
-FOCUS = 0.5
+FOCUS = Decay().focus
 
 
 def context_seeds(items: Iterable[str], profile, weight: float) -> dict[str, float]:
@@ -308,6 +309,12 @@ class Recommender:
         if self._catalogue is None:
             self._catalogue = Catalogue(self.store.table())
         return self._catalogue
+
+    def genres_of(self, ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """Genre tag keys of the given items (what profile.moves_focus compares with the focus)."""
+        cat = self.catalogue
+        rows = ((i, cat.table.index_of.get(i)) for i in ids)
+        return {i: tuple(tag_key(g) for g in cat.items[r].genres) for i, r in rows if r is not None}
 
     # -- ranking ------------------------------------------------------------------------------
     def resolve_tags(self, tags: Iterable[str]) -> tuple[dict[str, float], dict[str, list[str]]]:

@@ -60,7 +60,7 @@ def test_the_recommenders_earlier_picks_seed_later_cases():
         ],
     }
     extractor = Extractor(RuleExtractor(Vocabulary({}, titles)))
-    rec = SimpleNamespace(settings=SimpleNamespace(context_seed=0.5))
+    rec = SimpleNamespace(settings=SimpleNamespace(context_seed=0.5), genres_of=lambda ids: {})
     ranker = redial.ProductRanker(rec, extractor, fresh_only=True)
     opening, first, second = (ranker.query(c) for c in redial.cases(conv, True))
     assert opening.context_items == {}

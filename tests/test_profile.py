@@ -37,6 +37,39 @@ def test_a_message_with_its_own_likes_moves_the_focus():
     assert {"1", "3"} <= p.excluded  # named titles are known to the user
 
 
+GENRES = {"superbad": ("comedy",), "toy-story": ("adventure", "animation", "children", "comedy", "fantasy"),
+          "civil-war": ("action", "adventure", "sci-fi", "thriller"), "alien": ("horror", "sci-fi"),
+          "step-brothers": ("comedy",)}
+
+
+@pytest.mark.parametrize("said, liked_tags, liked_items, moves", [
+    # a like in the same vein keeps the focus: the earlier likes decay as after any message
+    (["comedy"], [], ["superbad"], False),
+    (["action", "thriller", "superhero"], [], ["civil-war"], False),  # half its genres are in focus
+    (["comedy"], ["comedy"], [], False),
+    # something new moves it
+    (["comedy"], [], ["toy-story"], True),  # a comedy, but mostly animation for children
+    (["comedy"], ["western"], [], True),
+    (["crime", "thriller"], [], ["alien"], True),
+    ([], [], ["step-brothers"], False),  # liked titles only: their genres are the focus (see the profile below)
+])
+def test_a_like_in_the_same_vein_does_not_move_the_focus(said, liked_tags, liked_items, moves):
+    p = prof.apply_preferences(Profile(), said, mentioned_items={"superbad": 0.8} if not said else None)
+    assert prof.moves_focus(p, liked_tags, liked_items, GENRES) is moves
+    after = prof.apply_preferences(p, liked_tags, mentioned_items={i: 0.8 for i in liked_items}, item_genres=GENRES)
+    d = Decay()
+    for t in said:
+        if t not in liked_tags:
+            assert after.liked_tags[t] == pytest.approx(d.shift if moves else d.like_decay)
+    if not said:  # the earlier liked title keeps its full pull
+        assert after.liked_items["superbad"] == pytest.approx(0.8)
+
+
+def test_without_genres_every_like_moves_the_focus():
+    p = prof.apply_preferences(Profile(), ["comedy"])
+    assert prof.moves_focus(p, [], ["superbad"]) and not prof.moves_focus(p, [], [])
+
+
 def test_saying_the_opposite_overrides():
     p = prof.apply_preferences(Profile(), disliked_tags=["horror"])
     p = prof.apply_preferences(p, liked_tags=["horror"])

@@ -341,7 +341,9 @@ class ProductRanker:
                 prefs = self.extractor.extract(text, case.context[max(0, i - 4):i])
                 # as in the chat engine (a bare mention leans liked; one the seeker has not seen stays out
                 # of the profile, and a context seed if the recommender named it)
-                p = prof.apply_preferences(p, prefs.liked_tags, prefs.disliked_tags, prefs.mentioned())
+                mentioned = prefs.mentioned()
+                p = prof.apply_preferences(p, prefs.liked_tags, prefs.disliked_tags, mentioned,
+                                           item_genres=self.rec.genres_of([*mentioned, *p.liked_items]))
             else:  # the product reads titles the same way in both roles; context_seeds handles repeats
                 named = named + [m.item_id for m in self.extractor.rules.vocabulary.titles.find(text)]
         self._state = (case.conversation, len(case.context), p, named)
