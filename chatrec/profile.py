@@ -154,8 +154,8 @@ def moves_focus(profile: Profile, liked_tags: Iterable[str], liked_items: Iterab
     # the tags in focus; a profile of liked titles only (no tag in focus) is about their genres
     focus = {t for t, w in profile.liked_tags.items() if w >= decay.focus} or \
         {g for i, w in profile.liked_items.items() if w >= decay.focus for g in item_genres.get(i, ())}
-    return not focus or any(t not in focus for t in liked_tags) or any(not _in_vein(item_genres.get(i, ()), focus)
-                                                                        for i in liked_items)
+    return (not focus or any(t not in focus for t in liked_tags)
+            or any(not _in_vein(item_genres.get(i, ()), focus) for i in liked_items))
 
 
 def _in_vein(genres: Iterable[str], focus: set[str]) -> bool:
