@@ -72,9 +72,6 @@ class GrammarFirstCheck:
             C.llama_sampler_free(self.grammar)
             self.grammar = None
 
-    # Llama drops each call's chain without closing it; the chain is never used again, so the grammar goes
-    __del__ = close
-
 
 class GreedyGrammarLlama(Llama):
     """``Llama`` whose greedy grammar-constrained calls use :class:`GrammarFirstCheck` (same tokens, less work)."""
@@ -91,7 +88,8 @@ class GreedyGrammarLlama(Llama):
                               penalty_present=kwargs.get("presence_penalty", 0.0))
         check = GrammarFirstCheck(self._model.vocab, grammar._grammar, grammar._root)
         C.llama_sampler_chain_add(sampler.sampler, ctypes.pointer(check.sampler))
-        # LlamaSampler unlinks its custom samplers before freeing the chain; then the grammar goes
+        # LlamaSampler unlinks its custom samplers before it frees the chain, which so never frees ours;
+        # closing it (its __del__) frees the grammar too
         sampler.custom_samplers.append((C.llama_sampler_chain_n(sampler.sampler) - 1, check))
         sampler._exit_stack.callback(check.close)
         sampler.add_greedy()
