@@ -167,14 +167,16 @@ class ChatEngine:
         return reply
 
     def _explain_and_save(self, session: Session, text: str, header: str, reply: Reply) -> Iterator[Chunk]:
-        """Stream the explanation; when it ends, store the turn (history and profile) in one go."""
+        """Stream the explanation; when it ends, store the turn (history and profile) in one go, under the
+        session's lock: a renderer that lets feedback in while the model talks (the UI) may be storing one."""
         answer = ""
         try:
             for chunk in self.explainer.stream(reply.recommendations, session.request):
                 answer = chunk.text if chunk.kind == "replace" else answer + chunk.text
                 yield chunk
         finally:
-            self._save_turn(session, text, f"{header}\n{answer}".strip())
+            with self.lock(session):
+                self._save_turn(session, text, f"{header}\n{answer}".strip())
 
     def _save_turn(self, session: Session, text: str, answer: str) -> None:
         messages = [("user", text), ("assistant", answer)] if text else [("assistant", answer)]

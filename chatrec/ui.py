@@ -136,28 +136,42 @@ def build(engine: ChatEngine):
         if not message:
             yield [chat, "", *card_updates(session), *profile_updates(session)]
             return
+        # The lock covers the turn, not the explanation's stream: a feedback click while the model talks
+        # re-ranks at once (the engine takes the lock again to store the finished turn).
         with engine.lock(session):
             try:
                 reply = engine.turn(session, message)
             except StateError as exc:  # e.g. a full disk: say so plainly, keep the page as it was
                 gr.Warning(str(exc))
-                yield [chat, message, *card_updates(session), *profile_updates(session)]
-                return
-            chat = list(chat or []) + [{"role": "user", "content": message}]
-            picks = "\n".join(f"{n}. {r.item.display_title} — {reason(r)}"
-                              for n, r in enumerate(reply.recommendations, 1))
-            lead = f"{reply.header}\n\n{picks}" if picks else reply.header
-            for note in reply.notes:
-                lead = f"_{note}_\n\n{lead}"
-            chat.append({"role": "assistant", "content": lead})
-            yield [chat, "", *card_updates(session), *profile_updates(session)]
-            text = ""
+                first = [chat, message, *card_updates(session), *profile_updates(session)]
+                reply = None
+            else:
+                chat = list(chat or []) + [{"role": "user", "content": message}]
+                picks = "\n".join(f"{n}. {r.item.display_title} — {reason(r)}"
+                                  for n, r in enumerate(reply.recommendations, 1))
+                lead = f"{reply.header}\n\n{picks}" if picks else reply.header
+                for note in reply.notes:
+                    lead = f"_{note}_\n\n{lead}"
+                chat.append({"role": "assistant", "content": lead})
+                first = [chat, "", *card_updates(session), *profile_updates(session)]
+        yield first
+        if reply is None:
+            return
+        unchanged = [*[gr.update()] * (2 * CARDS), gr.update(), gr.update()]  # the cards and profile stay
+        text = ""
+        try:
             for chunk in reply.stream:
                 text = chunk.text if chunk.kind == "replace" else text + chunk.text
                 if engine.backend is not None:
                     chat[-1] = {"role": "assistant", "content": f"{lead}\n\n{text}"}
-                    yield [chat, "", *[gr.update()] * (2 * CARDS), gr.update(), gr.update()]
-        yield [chat, "", *card_updates(session), *profile_updates(session)]
+                    yield [chat, "", *unchanged]
+        except StateError as exc:  # storing the finished turn failed: the picks stay, the user is told
+            gr.Warning(str(exc))
+        # The last update is what API clients receive, so it carries the cards, read under the lock: one read
+        # outside it could miss a feedback click made meanwhile and put its replaced list back on the page.
+        with engine.lock(session):
+            last = [chat, "", *card_updates(session), *profile_updates(session)]
+        yield last
 
     def on_event(i: int, event: str):
         def handler(sid):

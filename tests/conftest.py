@@ -96,12 +96,12 @@ def private_data_dir(shared: Path, target: Path) -> Path:
 
 
 @contextmanager
-def running_ui(data_dir: Path, timeout: float = 180):
-    """`chatrec ui --llm none` on a free 127.0.0.1 port over ``data_dir``; yields its URL once it answers."""
+def running_ui(data_dir: Path, timeout: float = 180, llm: str = "none"):
+    """`chatrec ui --llm LLM` on a free 127.0.0.1 port over ``data_dir``; yields its URL once it answers."""
     port = free_port()
     env = {**os.environ, "CHATREC_DATA_DIR": str(data_dir), "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen([sys.executable, "-m", "chatrec", "ui", "--host", "127.0.0.1", "--port", str(port),
-                             "--llm", "none"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             "--llm", llm], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + timeout

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -91,4 +93,40 @@ def test_chat_dislike_and_reload(ui_server, browser, tmp_path):
     page.click("#forget")
     page.wait_for_function("() => { const e = document.querySelector('#profile'); return e && !e.innerText.includes('comedy') }",
                            timeout=30_000)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def ui_server_local(default_data_dir, tmp_path_factory):
+    data = private_data_dir(default_data_dir, tmp_path_factory.mktemp("ui-local") / "data")
+    with running_ui(data, llm="local") as url:
+        yield url, data
+
+
+def test_a_dislike_while_the_model_explains_takes_effect_and_stays(ui_server_local, browser):
+    """With the local model the explanation streams for seconds after the cards appear. A dislike then used
+    to wait for the stream, and the turn's last update put the old cards back: the click seemed lost."""
+    url, data = ui_server_local
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(url)
+    page.wait_for_selector("#message textarea", timeout=60_000)
+    page.fill("#message textarea", "something funny, no romance")
+    page.press("#message textarea", "Enter")
+    page.wait_for_selector("#card-1 .card-title", timeout=120_000)
+    first = page.inner_text("#card-1 .card-title")
+    page.click("#dislike-1")
+    page.wait_for_function(
+        "old => { const e = document.querySelector('#card-1 .card-title'); return e && e.innerText !== old }",
+        arg=first, timeout=30_000,
+    )
+    # the turn is stored when its stream ends: after that nothing of the turn may reach the page
+    deadline = time.monotonic() + 120
+    with sqlite3.connect(data / "state.sqlite3") as db:
+        while not db.execute("select count(*) from messages where role = 'assistant'").fetchone()[0]:
+            assert time.monotonic() < deadline, "the turn was never stored"
+            time.sleep(0.2)
+        assert db.execute("select event from events").fetchall() == [("dislike",)]
+    page.wait_for_timeout(1500)
+    shown = " ".join(page.inner_text(f"#card-{i} .card-title") for i in range(1, 6))
+    assert first.split(". ", 1)[1] not in shown, shown
     page.close()
