@@ -46,25 +46,31 @@ def titles(page) -> list[str]:
             if page.locator(f"#card-{i} .card-title").count()]
 
 
-def test_chat_dislike_and_reload(ui_server, browser, tmp_path):
-    url, data = ui_server
+CARD_1_CHANGED = "old => { const e = document.querySelector('#card-1 .card-title'); return e && e.innerText !== old }"
+
+
+def open_and_send(browser, url: str, message: str, timeout: int = 60_000):
+    """A new page on the UI that has sent ``message`` and shows the cards of its reply."""
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.goto(url)
-    # 1. type a message and see cards
     page.wait_for_selector("#message textarea", timeout=60_000)
-    page.fill("#message textarea", "something funny, no romance")
+    page.fill("#message textarea", message)
     page.press("#message textarea", "Enter")
-    page.wait_for_selector("#card-1 .card-title", timeout=60_000)
+    page.wait_for_selector("#card-1 .card-title", timeout=timeout)
+    return page
+
+
+def test_chat_dislike_and_reload(ui_server, browser, tmp_path):
+    url, data = ui_server
+    # 1. type a message and see cards
+    page = open_and_send(browser, url, "something funny, no romance")
     first = titles(page)
     assert len(first) == 5
     assert "comedy" in page.inner_text("#profile") and "romance" in page.inner_text("#profile")
     assert page.locator("#chat").inner_text().count("something funny, no romance") == 1
     # 2. dislike one and see the list change
     page.click("#dislike-1")
-    page.wait_for_function(
-        "old => { const e = document.querySelector('#card-1 .card-title'); return e && e.innerText !== old }",
-        arg=first[0], timeout=30_000,
-    )
+    page.wait_for_function(CARD_1_CHANGED, arg=first[0], timeout=30_000)
     after = titles(page)
     assert first[0] not in after and len(after) == 5
     disliked_title = first[0].split(". ", 1)[1]
@@ -107,18 +113,10 @@ def test_a_dislike_while_the_model_explains_takes_effect_and_stays(ui_server_loc
     """With the local model the explanation streams for seconds after the cards appear. A dislike then used
     to wait for the stream, and the turn's last update put the old cards back: the click seemed lost."""
     url, data = ui_server_local
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.goto(url)
-    page.wait_for_selector("#message textarea", timeout=60_000)
-    page.fill("#message textarea", "something funny, no romance")
-    page.press("#message textarea", "Enter")
-    page.wait_for_selector("#card-1 .card-title", timeout=120_000)
+    page = open_and_send(browser, url, "something funny, no romance", timeout=120_000)
     first = page.inner_text("#card-1 .card-title")
     page.click("#dislike-1")
-    page.wait_for_function(
-        "old => { const e = document.querySelector('#card-1 .card-title'); return e && e.innerText !== old }",
-        arg=first, timeout=30_000,
-    )
+    page.wait_for_function(CARD_1_CHANGED, arg=first, timeout=30_000)
     # the turn is stored when its stream ends: after that nothing of the turn may reach the page
     deadline = time.monotonic() + 120
     with sqlite3.connect(data / "state.sqlite3") as db:
