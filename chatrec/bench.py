@@ -7,17 +7,17 @@ discarded as warm-up. Nothing here asserts a time: it prints what it measured.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from chatrec.recommender import Query, Recommender
+from chatrec.recommend.query import Query
 
 MOODS = ["funny", "scary", "slow-burning", "heartwarming", "mind-bending", "gritty", "epic", "quiet", "weird", "tense"]
 THINGS = [
@@ -49,25 +49,37 @@ def _timed(fn, args_list, warmup: int = 5) -> list[float]:
     return out
 
 
-def run_bench(rec: Recommender, n: int = 200, index_sample: int = 1000, cold_runs: int = 3) -> dict:
+def run(app, n: int = 200, llm_calls: int = 0) -> dict:
+    """Every figure: ranking, indexing, a cold command, chat turns and re-ranks; with ``llm_calls``, the model's."""
+    figures = run_ranking(app, n=n)
+    figures.update(run_chat(app, app.engine_with(llm=False), n=max(n // 4, 10)))
+    if llm_calls:
+        t0 = time.perf_counter()
+        app.load_model(required=True)
+        figures["llm_load_s"] = round(time.perf_counter() - t0, 2)
+        figures.update(run_llm(app, n=llm_calls))
+        figures.update(run_chat(app, app.engine_with(llm=True), n=llm_calls))
+    return figures
+
+
+def run_ranking(app, n: int = 200, index_sample: int = 1000, cold_runs: int = 3) -> dict:
     figures: dict[str, object] = {}
-    cat = rec.catalogue  # loads the table (warm process from here on)
-    embedder = rec.store.embedder
+    rec, embedder, index = app.recommender, app.embedder, app.vector_index
     embedder.query("warm up")
     texts = queries(n)
-    # Floors on the same run: embedding a short query alone, a Chroma top-50 alone.
+    # Floors on the same run: embedding a short query alone, a top-50 vector-index query alone.
     embed_t = _timed(lambda t: embedder.encode([t]), [f"floor {t}" for t in texts])
     vecs = [embedder.encode([f"probe {t}"])[0] for t in texts[: min(n, 100)]]
-    chroma_t = _timed(lambda v: rec.store.query(v, 50), vecs)
+    index_t = _timed(lambda v: index.query(v, 50), vecs)
     rec_t = _timed(lambda t: rec.recommend(Query(text=t), k=10), [f"rec {t}" for t in texts])
     tag_t = _timed(
         lambda t: rec.recommend(Query(text=t, liked_tags={"comedy": 1.0}, disliked_tags={"romance": 1.0}), k=10),
         [f"tags {t}" for t in texts],
     )
-    figures["items"] = len(cat.items)
+    figures["items"] = rec.catalogue.n
     figures["embedding_backend"] = embedder.backend
     figures["floor_query_embedding"] = percentiles(embed_t)
-    figures["floor_chroma_top50"] = percentiles(chroma_t)
+    figures["floor_chroma_top50"] = percentiles(index_t)
     figures["recommend"] = percentiles(rec_t)
     figures["recommend_with_tags"] = percentiles(tag_t)
     floor = figures["floor_query_embedding"]["p50_ms"] + figures["floor_chroma_top50"]["p50_ms"]
@@ -75,47 +87,39 @@ def run_bench(rec: Recommender, n: int = 200, index_sample: int = 1000, cold_run
 
     # Re-index of the unchanged catalogue, in this warm process.
     t0 = time.perf_counter()
-    report = rec.index_file(rec.settings.catalog)
+    report = app.index_file(app.settings.catalog)
     figures["reindex_unchanged_s"] = round(time.perf_counter() - t0, 3)
     figures["reindex_unchanged_embedded"] = report.embedded
 
     # Fresh index throughput on a sample, into a throwaway embedded Chroma.
-    from chatrec.catalog import load_catalog
-    from chatrec.store import ItemStore
+    from chatrec.catalogue.importer import load_catalog
 
-    sample = load_catalog(rec.settings.catalog)[:index_sample]
+    sample = load_catalog(app.settings.catalog)[:index_sample]
     with tempfile.TemporaryDirectory() as tmp:
-        store = ItemStore(Path(tmp), "bench", embedder=embedder, batch_size=rec.settings.index_batch_size)
-        report = store.index(sample)
+        scratch = app.scratch(Path(tmp), "bench")
+        report = scratch.index.build(sample)
         figures["index_items_per_s"] = round(report.total / report.seconds, 1)
         figures["index_sample_items"] = report.total
 
     # Cold start of the whole command, in fresh processes on the warm index.
-    env = dict(os.environ)
     cold = []
     for i in range(cold_runs):
         t0 = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "chatrec", "recommend", f"cold start probe {i}", "--json"],
-            env=env, check=True, capture_output=True,
-        )
+        subprocess.run([sys.executable, "-m", "chatrec", "recommend", f"cold start probe {i}", "--json"],
+                       env=dict(os.environ), check=True, capture_output=True)
         cold.append(time.perf_counter() - t0)
     figures["cold_command_s"] = {"median": round(float(np.median(cold)), 2), "runs": cold_runs}
     return figures
 
 
-def run_llm_bench(rec: Recommender, settings, backend, n: int = 20) -> dict:
-    """LLM figures after the model is loaded: extraction, first explanation token, whole --explain.
+def run_llm(app, n: int = 20) -> dict:
+    """LLM figures after the model is loaded: extraction, and `recommend --explain` in a warm process
+    (read the message, rank, explain to the end: the first line shown, and the whole call)."""
+    from chatrec.llm.explain import figures as explanation_figures
+    from chatrec.llm.extract import Extractor, LLMExtractor
 
-    A "whole --explain call" is what `chatrec recommend TEXT --explain` does in a warm process:
-    extract preferences (the configured extractor), rank, and stream the explanation to the end.
-    """
-    from chatrec.llm.explain import Explainer
-    from chatrec.llm.extract import Extractor, LLMExtractor, build_extractor
-
-    extractor = build_extractor(settings, rec.catalogue, backend, rec.store.embedder)
-    llm_only = Extractor(extractor.rules, LLMExtractor(backend), mode="llm")
-    explainer = Explainer(backend, extractor.rules.vocabulary.titles)
+    model = app.load_model(required=True)
+    llm_only = Extractor(app.extractor.rules, LLMExtractor(model), mode="llm")
     texts = [f"{t}, nothing too long" for t in queries(n + 2)]
     llm_only.extract(texts[1])  # warm-up
 
@@ -126,76 +130,67 @@ def run_llm_bench(rec: Recommender, settings, backend, n: int = 20) -> dict:
         t0 = time.perf_counter()
         llm_only.extract(text)
         extract_s.append(time.perf_counter() - t0)
-    # Warm-up: the first explanation pays for caching the fixed prompt prefix, as in a chat's first turn.
-    explainer.explain(rec.recommend(Query(text=texts[0]), k=10).items, texts[0])
-    first_s, call_s, reasons, corrected, n_corrected = [], [], Counter(), Counter(), 0
+    engine = app.engine_with(llm=True)
+    engine.recommend(texts[0], k=10, explain=True).text()  # warm-up: caches the prompt's fixed prefix
+    first_s, call_s, outcomes = [], [], []
     for text in texts[2:]:
         t0 = time.perf_counter()
-        prefs = extractor.extract(text)
-        result = rec.recommend(Query.from_preferences(prefs, text, {}, {}), k=10)
+        reply = engine.recommend(text, k=10, explain=True)
         first = None
-        for chunk in explainer.stream(result.items, text):
+        for _ in reply.lines():
             if first is None:
                 first = time.perf_counter() - t0
         call_s.append(time.perf_counter() - t0)
         first_s.append(first if first is not None else call_s[-1])
-        if explainer.last_fallback_reason:
-            reasons[explainer.last_fallback_reason.split(":")[0]] += 1
-        n_corrected += bool(explainer.last_repairs)
-        corrected.update(r.kind for r in explainer.last_repairs)
-    fallbacks = sum(reasons.values())
+        outcomes.append(reply.outcome)
+    reasons = Counter((o.fallback_reason or "").split(":")[0] for o in outcomes if o.withdrawn)
     return {
-        "llm": f"{backend.info.name}:{backend.info.model}",
-        "extractor": extractor.mode,
+        "llm": f"{model.info.name}:{model.info.model}",
+        "extractor": app.extractor.mode,
         "llm_extraction": percentiles(extract_s),
         "explain_first_token": percentiles(first_s),
         "explain_whole_call": percentiles(call_s),
-        "explanations_replaced_by_template": f"{fallbacks}/{n}",
-        "replacement_reasons": dict(reasons),
-        "explanations_corrected_by_line": f"{n_corrected}/{n}",
-        "corrected_lines": dict(corrected),
+        **explanation_figures(outcomes),
+        "withdrawal_reasons": dict(reasons),
         "calls": n,
     }
 
 
-def run_chat_bench(rec: Recommender, settings, backend=None, n: int = 60) -> dict:
-    """The chat engine as users meet it: whole turns, and feedback re-ranks (no LLM, no store query).
+def run_chat(app, engine, n: int = 60) -> dict:
+    """The chat engine as users meet it: whole turns, and feedback re-ranks (no LLM, no index query).
 
-    State goes to a throwaway SQLite file, so the figures include the durable writes.
-    """
-    from chatrec.engine import ChatEngine
-    from chatrec.state import StateStore
-
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = ChatEngine(settings, rec, backend, StateStore(Path(tmp) / "bench.sqlite3"))
-        session = engine.session("bench")
-        engine.turn(session, "warm up: a heist movie").text()
-        turns, firsts, reranks, feedbacks = [], [], [], []
-        events = ["like", "dislike", "skip", "click", "watched"]
-        for i, text in enumerate(queries(n)):
+    State goes to a throwaway SQLite file, so the figures include the durable writes."""
+    llm = engine.explains_with_model
+    session = engine.session("bench")
+    engine.turn(session, "warm up: a heist movie").text()
+    turns, firsts, reranks, feedbacks, outcomes = [], [], [], [], []
+    events = ["like", "dislike", "skip", "click", "watched"]
+    for i, text in enumerate(queries(n)):
+        t0 = time.perf_counter()
+        reply = engine.turn(session, f"chat {text}")
+        first = None
+        for _ in reply.lines():
+            if first is None:
+                first = time.perf_counter() - t0
+        turns.append(time.perf_counter() - t0)
+        firsts.append(first if first is not None else turns[-1])
+        if reply.outcome is not None:
+            outcomes.append(reply.outcome)
+        for j in range(3):
             t0 = time.perf_counter()
-            reply = engine.turn(session, f"chat {text}")
-            first = None
-            for chunk in reply.stream:
-                if first is None and chunk.text:
-                    first = time.perf_counter() - t0
-            turns.append(time.perf_counter() - t0)
-            firsts.append(first if first is not None else turns[-1])
-            for j in range(3):
-                t0 = time.perf_counter()
-                engine.feedback(session, 1 + (i + j) % len(session.shown), events[(i + j) % len(events)])
-                feedbacks.append(time.perf_counter() - t0)
-                reranks.append(engine.last_rerank_s)
-            if i % 10 == 9:
-                engine.reset(session)  # keep the profile from growing without bound
-        engine.state.close()
-    prefix = "chat_llm" if backend is not None else "chat_no_llm"
+            fb = engine.feedback(session, 1 + (i + j) % len(session.shown), events[(i + j) % len(events)])
+            feedbacks.append(time.perf_counter() - t0)
+            reranks.append(fb.rerank_seconds)
+        if i % 10 == 9:
+            engine.reset(session)  # keep the profile from growing without bound
+    engine.state.close()
+    prefix = "chat_llm" if llm else "chat_no_llm"
     figures = {
         f"{prefix}_turn": percentiles(turns),
         f"{prefix}_rerank_after_feedback": percentiles(reranks),
         f"{prefix}_feedback_incl_sqlite_write": percentiles(feedbacks),
         f"{prefix}_turns": n,
     }
-    if backend is not None:
+    if llm:
         figures[f"{prefix}_first_explanation_token"] = percentiles(firsts)
     return figures

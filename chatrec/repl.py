@@ -21,8 +21,8 @@ Commands (N is a pick's number):
   /like N      /dislike N      /watched N      /skip N   give feedback; the list re-ranks at once
   /why N       the full score breakdown of pick N
   /more        more picks for the same request
-  /profile     your liked and disliked tags and items
-  /remove TAG  take a tag out of your profile
+  /profile     what you asked for (people, years, genres...), your liked and disliked tags and items
+  /remove X    take something back: a constraint ("/remove with Tom Hanks", "/remove 1990–1999") or a tag
   /reset       start over (empty profile)
   /forget      delete everything stored about you
   /help        this text
@@ -122,8 +122,8 @@ class Repl:
             self._print_profile()
         elif command == "/remove":
             if not arg:
-                raise EngineError("usage: /remove TAG")
-            self.render(self.engine.remove_tag(self.session, arg.lower()))
+                raise EngineError("usage: /remove X, where X is a constraint or a tag /profile lists")
+            self.render(self.engine.remove(self.session, arg))
         elif command == "/reset":
             self.engine.reset(self.session)
             self.out.print("Profile cleared. What are you in the mood for?")
@@ -154,39 +154,26 @@ class Repl:
             self.out.print(f"[yellow]{escape(note)}[/]")
         self.out.print(escape(reply.header))
         self._print_picks(reply.recommendations)
-        if self.engine.backend is None:
-            reply.text()  # the reasons above are the template explanation; just finish the turn
+        if not self.engine.explains_with_model:
+            reply.text()  # the reasons above are the picks' facts; just finish the turn
             return
-        streamed = False
-        for chunk in reply.stream:
-            if chunk.kind == "token":
-                if not streamed:
-                    sys.stdout.write("\n")
-                sys.stdout.write(chunk.text)
-                sys.stdout.flush()
-                streamed = True
-            else:
-                sys.stdout.write("\n")
-                explainer = self.engine.explainer
-                if explainer.last_repairs:  # the model's answer with its false lines replaced: show it again
-                    self.out.print(f"[dim](corrected: {escape('; '.join(map(str, explainer.last_repairs)))})[/]")
-                    sys.stdout.write(chunk.text)
-                    streamed = True
-                    continue
-                self.out.print(f"[dim](the model's explanation was withdrawn: "
-                               f"{escape(explainer.last_fallback_reason or '')}; the reasons above stand)[/]")
-                streamed = False
-        if streamed:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+        first = True
+        for line in reply.lines():  # each line appears once, after it passed the review
+            if first:
+                self.out.print()
+                first = False
+            self.out.print(escape(line.text))
+        sys.stdout.flush()
 
     def _print_picks(self, recs) -> None:
         for n, r in enumerate(recs, 1):
-            self.out.print(f"{n}. {escape(r.item.display_title)} — {escape(reason(r))}")
+            mark = "≈ " if r.fit.closest else ""
+            self.out.print(f"{n}. {mark}{escape(r.item.display_title)} — {escape(reason(r))}")
 
     def _print_profile(self) -> None:
         view = self.engine.profile_view(self.session)
         fmt = lambda d: ", ".join(f"{t} ({w:g})" for t, w in d.items()) or "none"  # noqa: E731
+        self.out.print(f"asked for: {escape(' · '.join(view['constraints']) or 'nothing in particular')}")
         self.out.print(f"liked tags: {escape(fmt(view['liked_tags']))}")
         self.out.print(f"disliked tags: {escape(fmt(view['disliked_tags']))}")
         self.out.print(f"liked items: {escape(', '.join(view['liked_items']) or 'none')}")

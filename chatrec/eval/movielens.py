@@ -31,7 +31,7 @@ K = 10
 LIKE_THRESHOLD = 4.0
 VIEW_THRESHOLD = 3.0
 MAX_LIKED = 20
-# The same numbers as rank.EVENT_WEIGHTS["like"/"view"/"dislike"]; repeated so this module stays
+# The same numbers as core.scoring.EVENT_WEIGHTS["like"/"view"/"dislike"]; repeated so this module stays
 # free of the ranking imports (a test checks they agree).
 EVENT_LIKE, EVENT_VIEW, EVENT_DISLIKE = 5.0, 1.0, -5.0
 
@@ -200,7 +200,7 @@ def event_weight(rating: float) -> float:
 def system_query(case: Case):
     """The Query the recommender gets for a user: recent likes (at most 20, most recent last),
     every rating as an event, every rated item excluded. No liked item → the cold path."""
-    from chatrec.recommender import Query
+    from chatrec.recommend.query import Query
 
     liked = [r.item for r in case.history if r.rating >= LIKE_THRESHOLD][-MAX_LIKED:]
     return Query(
@@ -215,14 +215,14 @@ def use_training_behaviour(recommender, cases: Sequence[Case]) -> None:
     """The collaborative half of B from the histories only: the product's default log (all of
     MovieLens) holds every held-out rating, which would hand each user their own test item."""
     likes = [(str(n), r.item) for n, case in enumerate(cases) for r in case.history if r.rating >= LIKE_THRESHOLD]
-    recommender.use_likes("movielens-history-likes", likes)
+    recommender.behaviour.use_likes("movielens-history-likes", likes)
 
 
 def evaluate_system(recommender, cases: Sequence[Case], k: int = K) -> list[int | None]:
     """Rank of each case's test item in ``recommender.recommend(system_query(case), k)``.
 
-    ``recommender`` is a :class:`chatrec.recommender.Recommender` (anything with the same
-    ``recommend`` works here; :func:`evaluate` also calls its ``use_likes``). Note: the catalogue's engagement prior saw the held-out ratings too
+    ``recommender`` is a :class:`chatrec.recommend.recommender.Recommender` (anything with the same
+    ``recommend`` works here; :func:`evaluate` also replaces its behaviour's likes). Note: the catalogue's engagement prior saw the held-out ratings too
     (see the module docstring), so these figures carry a small leak.
     """
     ranks = []

@@ -27,10 +27,10 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from chatrec import profile as prof
-from chatrec.catalog import Item
+from chatrec.core import profile as prof
+from chatrec.core.items import Item
 from chatrec.eval.movielens import ndcg, rank_of
-from chatrec.titles import normalise_title
+from chatrec.reading.titles import normalise_title
 
 MENTION = re.compile(r"@(\d+)")
 #: the co-mentions of the 600 ReDial training conversations we have (chatrec/builders/redial.py)
@@ -210,19 +210,35 @@ def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
 COLLECTION = "redial-movies"
 
 
-def setup(settings, movies, source: str, backend=None, progress=None):
-    """``movies`` (from :func:`load_movies` of the file ``source``) joined to the enriched catalogue,
-    indexed in their own collection, and the product's extractor over them:
-    (recommender, extractor, match counts, items)."""
-    from chatrec.catalog import load_catalog
-    from chatrec.llm.extract import build_extractor
-    from chatrec.recommender import Recommender
+@dataclass
+class RedialSetup:
+    """The ReDial catalogue joined to the product's, indexed in its own collection, with the product's
+    recommender and extractor over it."""
 
-    items, match = join_catalogue(movies, load_catalog(settings.catalog))
-    rec = Recommender(settings, collection=COLLECTION)
-    rec.store.index(items, source=source, progress=progress)
-    extractor = build_extractor(settings, rec.catalogue, backend, rec.store.embedder)
-    return rec, extractor, match, items
+    app: object  # chatrec.app.App over the ReDial collection
+    movies: list  # (movieId, title, year, nbMentions) from movies_with_mentions.csv
+    items: list[Item]
+    match: dict
+
+    @property
+    def recommender(self):
+        return self.app.recommender
+
+    @property
+    def extractor(self):
+        return self.app.extractor
+
+
+def setup(app, movies_path: Path, progress=None) -> RedialSetup:
+    """The ReDial movies of ``movies_path`` joined to ``app``'s catalogue file (the enriched movies), indexed in
+    the ReDial collection (the active collection of `chat` is left alone)."""
+    from chatrec.catalogue.importer import load_catalog
+
+    movies = load_movies(movies_path)
+    items, match = join_catalogue(movies, load_catalog(app.settings.catalog))
+    redial_app = app.for_collection(COLLECTION)
+    redial_app.index.build(items, source=str(movies_path), progress=progress)
+    return RedialSetup(redial_app, movies, items, match)
 
 
 # -- everyone's behaviour, ReDial edition ----------------------------------------------------------
@@ -317,21 +333,26 @@ def metrics(ranks: list[int | None]) -> dict:
 
 # -- the systems -------------------------------------------------------------------------------
 class ProductRanker:
-    """The chat path: extractor → profile → retrieve → fused score, on the ReDial catalogue.
+    """The chat path: extractor → turn plan → profile → retrieve → fused score, on the ReDial catalogue.
 
     The system plays the recommender: the movies the recommender named earlier are its own earlier picks,
-    which seed the collaborative part as the chat engine's shown picks do (``Settings.context_seed``)."""
+    which seed the collaborative part as the chat engine's shown picks do (``context_seed``). With
+    ``constraints``, the seeker's hard wishes (people, years, requested genres) filter the candidates as in
+    the chat; without, only the soft wishes count (an ablation)."""
 
-    def __init__(self, recommender, extractor, fresh_only: bool, context_seed: float | None = None):
+    def __init__(self, recommender, extractor, fresh_only: bool, context_seed: float = 0.5, constraints: bool = True):
         self.rec = recommender
         self.extractor = extractor
         self.fresh_only = fresh_only
-        self.context_seed = recommender.settings.context_seed if context_seed is None else context_seed
+        self.context_seed = context_seed
+        self.constraints = constraints
         # cases of one conversation arrive in order: fold each message into the profile once
         self._state: tuple[str, int, prof.Profile, list[str]] = ("", 0, prof.Profile(), [])
 
     def profile(self, case: Case) -> tuple[prof.Profile, list[str]]:
         """The seeker's profile after the case's context, and the titles the recommender named so far."""
+        from chatrec.core.dialogue import plan_turn
+
         conv, done, p, named = self._state
         if conv != case.conversation or done > len(case.context):
             done, p, named = 0, prof.Profile(), []
@@ -341,32 +362,37 @@ class ProductRanker:
                 prefs = self.extractor.extract(text, case.context[max(0, i - 4):i])
                 # as in the chat engine (a bare mention leans liked; one the seeker has not seen stays out
                 # of the profile, and a context seed if the recommender named it)
+                plan = plan_turn(prefs, p.liked_tags, bool(p.last_query))
                 mentioned = prefs.mentioned()
-                p = prof.apply_preferences(p, prefs.liked_tags, prefs.disliked_tags, mentioned,
-                                           item_genres=self.rec.genres_of([*mentioned, *p.liked_items]))
+                p = prof.apply_preferences(p, plan.liked_tags, plan.disliked_tags, mentioned, query=plan.query,
+                                           item_genres=self.rec.genres_of([*mentioned, *p.liked_items]),
+                                           constraints=plan.constraints, new_request=plan.new_request)
             else:  # the product reads titles the same way in both roles; context_seeds handles repeats
-                named = named + [m.item_id for m in self.extractor.rules.vocabulary.titles.find(text)]
+                named = named + self.extractor.titles_in(text)
         self._state = (case.conversation, len(case.context), p, named)
         return p, named
 
     def query(self, case: Case):
-        """What the recommender is asked for this case: the recent context as text, the profile's tags and
-        liked items, its own earlier picks as context, and (fresh-only) the movies mentioned earlier left out."""
-        from chatrec.recommender import Query, context_seeds
+        """What the recommender is asked for this case: the recent context as text, the profile's tags,
+        liked items and hard wishes, its own earlier picks as context, and (fresh-only) the movies mentioned
+        earlier left out."""
+        from chatrec.core.constraints import Constraints
+        from chatrec.recommend.query import Query, context_seeds
 
         p, named = self.profile(case)
         text = " ".join(t for _, t in case.context[-CONTEXT_MESSAGES:])
         exclude = frozenset(case.earlier) if self.fresh_only else frozenset()
         return Query(text=text, liked_tags=p.liked_tags, disliked_tags=p.disliked_tags,
                      liked_items=dict(p.liked_items), exclude_ids=exclude,
-                     context_items=context_seeds(named, p, self.context_seed))
+                     context_items=context_seeds(named, p, self.context_seed),
+                     constraints=p.constraints if self.constraints else Constraints())
 
     def rank(self, case: Case, k: int = 50) -> list[str]:
         return [r.item.id for r in self.rec.recommend(self.query(case), k=k).items]
 
 
 class EmbeddingRanker:
-    """Baseline: cosine of the recent context's embedding alone (Chroma top-k)."""
+    """Baseline: cosine of the recent context's embedding alone (the vector index's top-k)."""
 
     def __init__(self, recommender, fresh_only: bool):
         self.rec = recommender
@@ -374,8 +400,7 @@ class EmbeddingRanker:
 
     def rank(self, case: Case, k: int = 50) -> list[str]:
         text = " ".join(t for _, t in case.context[-CONTEXT_MESSAGES:])
-        vec = self.rec.store.embedder.query(text)
-        hits = [i for i, _ in self.rec.store.query(vec, k + len(case.earlier))]
+        hits = [i for i, _ in self.rec.nearest(text, k + len(case.earlier))]
         if self.fresh_only:
             hits = [i for i in hits if i not in case.earlier]
         return hits[:k]
@@ -452,3 +477,78 @@ def macro_f1(gold: list[int], pred: list[int]) -> float:
         scores.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
     return sum(scores) / 2
 
+
+
+def sentiment(extractor, conversations: list[dict]) -> dict | None:
+    """Macro-F1 of the seeker's liked/disliked movies as read from their messages, vs ReDial's labels;
+    None when no seeker-mentioned movie has such a label."""
+    pairs = [p for conv in conversations for p in sentiment_pairs(conv, extractor)]
+    if not pairs:
+        return None
+    gold = [g for g, _ in pairs]
+    pred = [0 if s < 0 else 1 for _, s in pairs]  # neutral reads lean liked, as most mentions are
+    majority = max((0, 1), key=gold.count)
+    return {
+        "n": len(pairs),
+        "macro_f1": round(macro_f1(gold, pred), 4),
+        "accuracy": round(sum(g == p for g, p in zip(gold, pred)) / len(pairs), 4),
+        "majority_baseline": {"label": majority, "macro_f1": round(macro_f1(gold, [majority] * len(gold)), 4),
+                              "accuracy": round(gold.count(majority) / len(gold), 4)},
+        "share_liked": round(gold.count(1) / len(gold), 4),
+    }
+
+
+def rating_likes(settings) -> list[tuple[str, str]]:
+    """The MovieLens likes of the configured interaction log ([] when it is switched off)."""
+    from chatrec.recommend.behaviour import read_interactions
+
+    return [] if settings.interactions is None else read_interactions(settings.interactions, settings.liked_rating)
+
+
+def use_behaviour(setup: RedialSetup, settings, evaluated: list[dict], train: list[dict] | None) -> dict:
+    """Everyone's behaviour for the ReDial catalogue, built so that no evaluated conversation informs its
+    own ranking: the movie file's mention counts less the evaluated conversations' own mentions, MovieLens
+    likes of the joined movies, and co-mentions from training conversations (``train``, else the bundled log
+    of the ReDial training conversations), with the evaluated conversations' rows dropped."""
+    from chatrec.recommend.behaviour import Behaviour, read_interactions
+
+    rec = setup.recommender
+    evaluated_ids = {str(c.get("conversationId")) for c in evaluated}
+    if train is not None:
+        pairs, source = co_mention_pairs(train), "--train"
+    else:
+        pairs, source = read_interactions(BUNDLED_CO_MENTIONS), "data/redial/" + BUNDLED_CO_MENTIONS.name
+    pairs = [(c, m) for c, m in pairs if c not in evaluated_ids]
+    cat = rec.catalogue
+    prior = mention_prior(setup.movies, cat.ids, mention_counts(evaluated))
+    logs = [(log, 1.0) for log in behaviour_logs(setup.items, cat.index_of, rating_likes(settings), pairs)
+            if log.n_likes]
+    rec.behaviour.use(Behaviour(tuple(logs)) if logs else None, prior)
+    return {"co_mentions_from": source, "training_conversations": len({c for c, _ in pairs}),
+            **(Behaviour(tuple(logs)).describe() if logs else {})}
+
+
+def evaluate(setup: RedialSetup, settings, conversations: list[dict], train: list[dict] | None,
+             fresh_only: bool, baselines: bool) -> dict:
+    """`chatrec eval redial`: the product path (and, with ``baselines``, popularity and embedding-only)."""
+    t0 = time.perf_counter()
+    behaviour = use_behaviour(setup, settings, conversations, train)
+    rec = setup.recommender
+    all_cases = [c for conv in conversations for c in cases(conv, fresh_only)]
+    rankers = {"system": ProductRanker(rec, setup.extractor, fresh_only, settings.context_seed)}
+    if baselines:
+        counts = mention_counts(train) if train is not None else Counter({m[0]: m[3] for m in setup.movies})
+        rankers["popularity"] = PopularityRanker(counts, fresh_only)
+        rankers["embedding"] = EmbeddingRanker(rec, fresh_only)
+    results = run(rankers, all_cases)
+    w = rec.weights
+    payload = {**results["system"], "conversations": len(conversations), "cases": len(all_cases),
+               "fresh_only": fresh_only, "llm": settings.llm, "catalogue_match": setup.match, "behaviour": behaviour,
+               "weights": {k: getattr(w, k) for k in ("similarity", "behaviour", "content", "collaborative",
+                                                       "mmr_lambda")}}
+    if baselines:
+        payload["baselines"] = {k: v for k, v in results.items() if k != "system"}
+        payload["published_fresh_only"] = {m: dict(zip(("recall@1", "recall@10", "recall@50"), v))
+                                           for m, v in PUBLISHED_FRESH.items()}
+    payload["seconds"] = round(time.perf_counter() - t0, 1)
+    return payload

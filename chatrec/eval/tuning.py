@@ -2,7 +2,7 @@
 
 The conversations are split into K folds by conversation. Every case of fold g is prepared once
 through the product path (extractor → profile → user vector → candidate pool → weight-free features,
-:meth:`chatrec.recommender.Recommender.features`), with everyone's behaviour built *without* fold g:
+:meth:`chatrec.recommend.recommender.Recommender.features`), with everyone's behaviour built *without* fold g:
 the popularity prior less fold g's own mentions, co-mentions from the other folds only. A weight
 setting is then scored by re-fusing the cached features, which is cheap, so a grid search is possible.
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from chatrec import rank
-from chatrec.behaviour import Behaviour
+from chatrec.core import scoring as rank
 from chatrec.eval.movielens import rank_of
+from chatrec.recommend.behaviour import Behaviour
 from chatrec.eval.redial import (
     KS, ProductRanker, behaviour_logs, cases, co_mention_pairs, mention_counts,
     mention_prior, metrics,
@@ -57,6 +57,7 @@ class Variant:
     co_mentions: bool = True
     co_mention_weight: float = 1.0
     context_seed: float | None = None  # the recommender's earlier picks as seeds (None: the setting)
+    constraints: bool = True  # the seeker's hard wishes filter the candidates, as in the chat
 
 
 @dataclass
@@ -95,7 +96,7 @@ def score(prepared: Sequence[Prepared], weights: rank.Weights) -> list[int | Non
     ranks: list[int | None] = []
     top = max(KS)
     for p in prepared:
-        chosen, _ = p.features.choose(weights, top)
+        chosen, _, _ = p.features.choose(weights, top)
         ids = [p.features.pool.ids[i] for i in chosen]
         ranks.extend(rank_of(ids, t, k=top) for t in p.targets)
     return ranks
@@ -121,6 +122,8 @@ def ranks_without_mmr(prepared: Sequence[Prepared], points: Sequence[dict], base
         collab = prior if f.collab is None else np.clip(f.collab, 0.0, 1.0)
         comp = np.column_stack([parts.similarity, prior, collab, parts.content])
         scores = comp @ coef - parts.penalty[:, None]
+        if f.met is not None:  # the product shows items meeting every hard constraint first
+            scores = scores + 1000.0 * f.met[:, None]
         keep = np.ones(len(f.pool), dtype=bool) if f.keep is None else f.keep
         kept = scores[keep]
         for t in p.targets:
@@ -145,9 +148,10 @@ class Tuner:
     """Prepares the folds for one :class:`Variant` and searches the weights."""
 
     def __init__(self, rec, extractor, conversations: list[dict], movies, items, rating_likes,
-                 k: int = 5, progress: Callable[[str], None] = lambda _: None):
+                 k: int = 5, progress: Callable[[str], None] = lambda _: None, context_seed: float = 0.5):
         self.rec = rec
         self.extractor = extractor
+        self.context_seed = context_seed
         self.conversations = conversations
         self.movies = movies
         self.items = items
@@ -155,8 +159,7 @@ class Tuner:
         self.k = k
         self.fold = folds_of(conversations, k)
         self.progress = progress
-        self._queries: dict[tuple[str, int, float], object] = {}
-        self._vectors: dict[tuple[str, int], np.ndarray | None] = {}
+        self._queries: dict[tuple, object] = {}
         self.cases = [(self.fold[n], c) for n, conv in enumerate(conversations) for c in cases(conv, True)]
 
     # -- behaviour without one fold ---------------------------------------------------------------
@@ -164,40 +167,38 @@ class Tuner:
         """Everyone's behaviour as the product would have it had it never seen fold ``g`` (None: all
         conversations are training data, as when saving weights for unseen conversations)."""
         rec = self.rec
-        ids = rec.catalogue.ids
+        cat = rec.catalogue
         held = [c for n, c in enumerate(self.conversations) if g is not None and self.fold[n] == g]
         train = [c for n, c in enumerate(self.conversations) if g is None or self.fold[n] != g]
-        prior = (mention_prior(self.movies, ids, mention_counts(held)) if variant.mention_prior
-                 else rec.catalogue.engagement)
-        logs = behaviour_logs(self.items, rec.catalogue.table.index_of,
+        prior = (mention_prior(self.movies, cat.ids, mention_counts(held)) if variant.mention_prior
+                 else cat.engagement)
+        logs = behaviour_logs(self.items, cat.index_of,
                               self.rating_likes if variant.movielens else (),
                               co_mention_pairs(train) if variant.co_mentions else ())
         weighted = [(log, 1.0 if log.name == "movielens-likes" else variant.co_mention_weight)
                     for log in logs if log.n_likes]
-        rec.use_behaviour(Behaviour(tuple(weighted)) if weighted else None, prior)
+        rec.behaviour.use(Behaviour(tuple(weighted)) if weighted else None, prior)
 
     # -- per-case features ----------------------------------------------------------------------
     def prepare(self, variant: Variant) -> list[Fold]:
         out = []
-        ranker = ProductRanker(self.rec, self.extractor, fresh_only=True, context_seed=variant.context_seed)
+        seed = self.context_seed if variant.context_seed is None else variant.context_seed
+        ranker = ProductRanker(self.rec, self.extractor, fresh_only=True, context_seed=seed,
+                               constraints=variant.constraints)
         for g in range(self.k):
             self.use_fold_behaviour(g, variant)
             prepared, ranking = [], 0.0
             for fold, case in self.cases:
                 if fold != g:
                     continue
-                key = (case.conversation, len(case.context))
-                qkey = (*key, ranker.context_seed)
-                if qkey not in self._queries:  # extraction and profile do not depend on the fold
-                    self._queries[qkey] = ranker.query(case)
-                query = self._queries[qkey]
-                if key not in self._vectors:
-                    self._vectors[key] = self.rec.user_vector(query)
-                vector = self._vectors[key]
-                t1 = time.perf_counter()  # the ranking path after the (shared, cached) extraction and embedding
-                collab = self.rec.collaborative(query)
-                rows = self.rec.retrieve(query, vector, collab)
-                features = self.rec.features(query, rows, vector, collab)
+                key = (case.conversation, len(case.context), seed, variant.constraints)
+                if key not in self._queries:  # extraction and profile do not depend on the fold
+                    self._queries[key] = ranker.query(case)
+                query = self._queries[key]
+                self.rec.user_vector(query)  # the embedding is cached: the timing below is the ranking path
+                t1 = time.perf_counter()
+                cands = self.rec.candidates(query, max(KS))
+                features = self.rec.features(query, cands)
                 features.choose(self.rec.weights, 10)
                 ranking += time.perf_counter() - t1
                 prepared.append(Prepared(features, case.targets))
@@ -243,3 +244,56 @@ class Tuner:
 def paper_point(base: rank.Weights) -> dict:
     return {"w_similarity": base.similarity, "w_behaviour": base.behaviour, "w_content": base.content,
             "collaborative": base.collaborative, "mmr_lambda": base.mmr_lambda}
+
+
+def run_tuning(setup, settings, conversations: list[dict], folds: int, ablation: bool, save_to=None,
+               command: str = "chatrec tune", progress: Callable[[str], None] = lambda _: None) -> dict:
+    """`chatrec tune`: cross-validated figures for the product (tuned and paper weights), the ablation rows
+    with ``ablation``, and with ``save_to`` the weights fitted on all folds, saved for the ReDial collection."""
+    from datetime import datetime, timezone
+
+    from chatrec.eval.redial import rating_likes
+    from chatrec.settings import save_tuned
+
+    t0 = time.perf_counter()
+    rec = setup.recommender
+    base = settings.weights()
+    tuner = Tuner(rec, setup.extractor, conversations, setup.movies, setup.items, rating_likes(settings), k=folds,
+                  progress=progress, context_seed=settings.context_seed)
+    full = Variant("tuned: mention prior + MovieLens + co-mentions + earlier picks as context")
+    prepared = tuner.prepare(full)
+    rows = []
+    if ablation:
+        steps = [
+            Variant("before: rating prior, no collaborative", mention_prior=False, movielens=False,
+                    co_mentions=False, context_seed=0.0),
+            Variant("+ mention-count prior", movielens=False, co_mentions=False, context_seed=0.0),
+            Variant("+ MovieLens co-likes in B", co_mentions=False, context_seed=0.0),
+            Variant("+ co-mentions in training conversations", context_seed=0.0),
+            Variant("all of it, without the hard constraints", constraints=False),
+            full,
+        ]
+        for variant in steps:
+            folds_v = prepared if variant is full else tuner.prepare(variant)
+            rows.append(tuner.cross_validate(variant, base, fixed=paper_point(base), folds=folds_v).summary()
+                        | {"variant": variant.name.replace("tuned: ", "") + " (paper weights)"})
+            if variant is not full:
+                rows.append(tuner.cross_validate(variant, base, folds=folds_v).summary()
+                            | {"variant": variant.name + " (tuned weights)"})
+    tuned = tuner.cross_validate(full, base, folds=prepared).summary()
+    paper = tuner.cross_validate(full, base, fixed=paper_point(base), folds=prepared).summary()
+    payload = {"conversations": len(conversations), "cases": sum(f.n_cases for f in prepared), "folds": folds,
+               "catalogue_match": setup.match, "tuned": tuned, "paper_defaults": paper}
+    if rows:
+        payload["ablation"] = rows + [tuned]
+    if save_to is not None:
+        point = tuner.fit(prepared, base)
+        collection = setup.app.collection
+        save_tuned(save_to, collection, {
+            "weights": point, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command,
+            "cross_validated": {k: tuned[k] for k in ("n_pairs", "recall@1", "recall@10", "recall@50",
+                                                        "recall@1_sd", "recall@10_sd", "recall@50_sd")},
+        })
+        payload["saved"] = {"path": str(save_to), "collection": collection, "weights": point}
+    payload["seconds"] = round(time.perf_counter() - t0, 1)
+    return payload

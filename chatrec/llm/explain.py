@@ -24,11 +24,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from chatrec.catalog import tag_key
-from chatrec.lexicon import GENRES
+from chatrec.core.items import tag_key
+from chatrec.core.preferences import GENRES
 from chatrec.llm.backends import ChatBackend, LLMError
 from chatrec.llm.prompts import load_prompt, wrap_data
-from chatrec.titles import TitleIndex, normalise_title
+from chatrec.reading.titles import TitleIndex, normalise_title
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +65,17 @@ def reason(rec, liked_items: Sequence[str] = ()) -> str:
     return "; ".join(parts)
 
 
-def template(recs: Sequence) -> str:
-    lines = []
-    for n, rec in enumerate(recs, 1):
-        b = rec.breakdown
-        lines.append(
-            f"{n}. {rec.item.display_title}: {reason(rec)} "
-            f"(score {b.score:.2f} = 0.5·S {b.similarity:.2f} + 0.3·B {b.behaviour:.2f} + 0.2·C {b.content:.2f}"
-            + (f" − {b.penalty:.2f}" if b.penalty else "") + ")."
-        )
-    return "\n".join(lines)
+def template_line(n: int, rec, weights: tuple[float, float, float] = (0.5, 0.3, 0.2)) -> str:
+    """Pick ``n``'s reason with its score, in the weights actually applied."""
+    b = rec.breakdown
+    ws, wb, wc = weights
+    return (f"{n}. {rec.item.display_title}: {reason(rec)} "
+            f"(score {b.score:.2f} = {ws:g}·S {b.similarity:.2f} + {wb:g}·B {b.behaviour:.2f} + {wc:g}·C {b.content:.2f}"
+            + (f" − {b.penalty:.2f}" if b.penalty else "") + ").")
+
+
+def template(recs: Sequence, weights: tuple[float, float, float] = (0.5, 0.3, 0.2)) -> str:
+    return "\n".join(template_line(n, rec, weights) for n, rec in enumerate(recs, 1))
 
 
 def picks_block(recs: Sequence) -> str:
@@ -129,6 +130,64 @@ def strip_markers(pieces: Iterator[str]) -> Iterator[str]:
         yield line
 
 
+@dataclass(frozen=True)
+class ExplainContext:
+    request: str = ""
+    liked_titles: tuple[str, ...] = ()
+    disliked: tuple[str, ...] = ()
+    constraints: str = ""
+    weights: tuple[float, float, float] = (0.5, 0.3, 0.2)
+
+
+@dataclass(frozen=True)
+class Line:
+    pick: int | None
+    text: str
+    source: str  # "model" | "facts"
+
+
+@dataclass
+class Outcome:
+    lines_written: int = 0
+    lines_kept: int = 0
+    lines_restating_reason: int = 0
+    withdrawn: bool = False
+    fallback_reason: str | None = None
+    repairs: tuple = ()
+    first_visible_s: float | None = None
+    seconds: float = 0.0
+
+
+class Explanation:
+    """One explanation: its reviewed lines, generated lazily while iterating, and its own outcome."""
+
+    def __init__(self, lines: Iterator[Line], outcome: Outcome):
+        self._lines = lines
+        self.outcome = outcome
+
+    def __iter__(self) -> Iterator[Line]:
+        return self._lines
+
+    def text(self) -> str:
+        return "\n".join(line.text for line in self)
+
+
+def figures(outcomes: Sequence[Outcome]) -> dict:
+    """The benchmark's explanation figures over many explanations."""
+    import numpy as np
+
+    firsts = [o.first_visible_s for o in outcomes if o.first_visible_s is not None]
+    ms = np.array(firsts) * 1000 if firsts else np.array([0.0])
+    return {
+        "explanation_lines": sum(o.lines_written for o in outcomes),
+        "explanation_lines_kept": sum(o.lines_kept for o in outcomes),
+        "explanation_lines_restating_reason": sum(o.lines_restating_reason for o in outcomes),
+        "explanations_withdrawn": sum(o.withdrawn for o in outcomes),
+        "explain_first_visible_token": {"p50_ms": round(float(np.percentile(ms, 50)), 2),
+                                        "p95_ms": round(float(np.percentile(ms, 95)), 2)},
+    }
+
+
 class Explainer:
     # 150: three picks' lines took 51-104 tokens in 20 bench requests; at 90, 7 of 20 were cut mid-sentence
     def __init__(self, backend: ChatBackend | None, titles: TitleIndex | None = None, max_tokens: int = 150,
@@ -140,6 +199,55 @@ class Explainer:
         self.last_first_token_s: float | None = None
         self.last_fallback_reason: str | None = None  # why the whole answer became the template
         self.last_repairs: tuple[Problem, ...] = ()  # false statements corrected line by line
+
+    def explain(self, recs: Sequence, context: ExplainContext) -> Explanation:
+        """The reviewed lines of one explanation (interim: the whole answer is reviewed before any line)."""
+        outcome = Outcome()
+        recs = list(recs)
+
+        def lines() -> Iterator[Line]:
+            t0 = time.perf_counter()
+            if not recs:
+                return
+            if self.backend is None:
+                outcome.fallback_reason = "no LLM configured"
+                for n, rec in enumerate(recs, 1):
+                    if outcome.first_visible_s is None:
+                        outcome.first_visible_s = time.perf_counter() - t0
+                    yield Line(n - 1, template_line(n, rec, context.weights), "facts")
+                outcome.seconds = time.perf_counter() - t0
+                return
+            pieces = []
+            try:
+                for piece in strip_markers(self.backend.stream(self.messages(recs, context.request),
+                                                               max_tokens=self.max_tokens)):
+                    pieces.append(piece)
+            except LLMError as exc:
+                outcome.fallback_reason = f"LLM failed: {exc}"
+                outcome.withdrawn = True
+                for n, rec in enumerate(recs, 1):
+                    yield Line(n - 1, template_line(n, rec, context.weights), "facts")
+                outcome.seconds = time.perf_counter() - t0
+                return
+            answer = "".join(pieces)
+            review = self.review(answer, recs)
+            outcome.lines_written = len(_units(answer))
+            outcome.repairs = review.repairs
+            if review.fatal:
+                outcome.fallback_reason, outcome.withdrawn = review.fatal, True
+                for n, rec in enumerate(recs, 1):
+                    yield Line(n - 1, template_line(n, rec, context.weights), "facts")
+            else:
+                model_units = set(_units(answer))
+                for unit in _units(review.text):
+                    kept = unit in model_units
+                    outcome.lines_kept += kept
+                    if outcome.first_visible_s is None:
+                        outcome.first_visible_s = time.perf_counter() - t0
+                    yield Line(None, unit, "model" if kept else "facts")
+            outcome.seconds = time.perf_counter() - t0
+
+        return Explanation(lines(), outcome)
 
     def messages(self, recs: Sequence, request: str) -> list[tuple[str, str]]:
         system = load_prompt("system") + "\n\n" + load_prompt("explanation")
@@ -188,7 +296,7 @@ class Explainer:
         else:
             yield Chunk("replace", review.text)
 
-    def explain(self, recs: Sequence, request: str = "") -> str:
+    def explain_text(self, recs: Sequence, request: str = "") -> str:
         text = ""
         for chunk in self.stream(recs, request):
             text = chunk.text if chunk.kind == "replace" else text + chunk.text

@@ -1,5 +1,5 @@
-"""Prompts are files in ``chatrec/prompts/`` (also reachable as the top-level ``prompts/``),
-shipped with the package and loaded through importlib.resources."""
+"""Prompts are the files in the top-level ``prompts/`` folder, installed as the package ``chatrec.prompts``
+(``pyproject.toml`` maps it) and loaded through importlib.resources, so an installed copy has them too."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from importlib import resources
 
 @lru_cache(maxsize=None)
 def load_prompt(name: str) -> str:
-    return resources.files("chatrec").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8").strip()
+    return resources.files("chatrec.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8").strip()
 
 
 def wrap_data(label: str, text: str) -> str:

@@ -1,0 +1,120 @@
+"""Which items may be candidates: the user vector, and the pool it and the profile reach.
+
+The pool is the union of: the ``candidates`` items nearest to the user vector (the vector index, with the
+hard constraints as index filters where it can apply them), the most engaging items carrying a liked tag,
+the items the user touched, the items most liked by the same people (collaborative), the most engaging
+items overall, and the embedding neighbourhood of the most recently liked items. Under hard constraints
+only rows that meet them join; when the constraints leave few enough rows (``EXACT_LIMIT``), all of them
+are the pool, scored exactly, and no index query is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from chatrec.catalogue.table import Catalogue
+from chatrec.ports import Embedder, ModelMismatch, VectorIndex
+from chatrec.recommend.behaviour import BehaviourModel
+from chatrec.recommend.query import FOCUS, Query
+
+TAG_CANDIDATES = 150
+POPULAR_CANDIDATES = 60
+LIKED_SEEDS = 5  # the most recently liked items whose neighbours join the pool
+NEIGHBOURS = 20
+COLLAB_CANDIDATES = 100  # items most liked by the same people as the user's liked items
+#: constraints that leave at most this many rows make all of them the pool (exact, no index query)
+EXACT_LIMIT = 4000
+
+
+class Retriever:
+    def __init__(self, catalogue: Catalogue, index: VectorIndex, embedder: Embedder, behaviour: BehaviourModel,
+                 candidates: int = 200):
+        self.catalogue = catalogue
+        self.index = index
+        self.embedder = embedder
+        self.behaviour = behaviour
+        self.candidates = candidates
+
+    def user_vector(self, query: Query, unknown_like: Iterable[str] = ()) -> np.ndarray | None:
+        """The user side of S: the query text plus the liked tags in focus, blended with liked items at
+        the pull of the strongest (a like made now counts as much as the words, older ones less)."""
+        cat = self.catalogue
+        parts: list[np.ndarray] = []
+        text = query.text.strip()
+        top = sorted(query.liked_tags, key=lambda t: -query.liked_tags[t])[:6]
+        # faded tags stay in C, but do not speak for the request (unless there is nothing else)
+        focus = [t for t in top if query.liked_tags[t] >= FOCUS] or ([] if text else top)
+        liked_words = [*focus, *unknown_like]
+        if liked_words:
+            text = f"{text}. {', '.join(liked_words)}" if text else ", ".join(liked_words)
+        if text:
+            q = self.embedder.query(text)
+            if q.shape[0] != cat.vectors.shape[1]:
+                raise ModelMismatch(
+                    f"the index {self.index.name!r} holds {cat.vectors.shape[1]}-d vectors but the embedding model "
+                    f"{self.embedder.name!r} gives {q.shape[0]}-d ones: rebuild it with `chatrec index --rebuild`")
+            parts.append(q.astype(np.float64))
+        liked_rows = cat.rows_of(query.liked_items)
+        if liked_rows:
+            weights = np.array([max(query.liked_items[cat.ids[r]], 0.0) for r in liked_rows]) + 1e-9
+            centroid = (np.asarray(cat.vectors[liked_rows], dtype=np.float64) * weights[:, None]).sum(0)
+            parts.append(centroid / (np.linalg.norm(centroid) or 1.0) * min(float(weights.max()), 1.0))
+        if not parts:
+            return None
+        vec = np.sum(parts, axis=0)
+        return vec / (np.linalg.norm(vec) or 1.0)
+
+    def pool_rows(self, query: Query, vector: np.ndarray | None, collab: np.ndarray | None = None,
+                  allowed: np.ndarray | None = None) -> list[int]:
+        """The candidate rows (see the module docstring); ``allowed``: the rows meeting the hard constraints."""
+        if allowed is not None and int(allowed.sum()) <= EXACT_LIMIT:
+            return [int(r) for r in np.flatnonzero(allowed)]
+        cat = self.catalogue
+        rows: dict[int, None] = {}
+        if vector is not None:
+            where = query.constraints.conditions() if allowed is not None else ()
+            index_of = cat.index_of
+            for ident, _ in self.index.query(vector, self.candidates, where):
+                row = index_of.get(ident)
+                if row is not None:
+                    rows[row] = None
+        for tag in sorted(query.liked_tags, key=lambda t: -query.liked_tags[t]):
+            for row in cat.rows_with_tag(tag, TAG_CANDIDATES):
+                rows[int(row)] = None
+        for row in cat.rows_of((*query.liked_items, *query.user_events)):
+            rows[row] = None
+        for row in self.collab_rows(collab):
+            rows[row] = None
+        for row in self.behaviour.popular_order[:POPULAR_CANDIDATES]:
+            rows[int(row)] = None
+        seen = set(rows)
+        out = list(rows) + [r for r in self.neighbours(list(query.liked_items)[-LIKED_SEEDS:], NEIGHBOURS)
+                            if r not in seen]
+        if allowed is not None:
+            out = [r for r in out if allowed[r]]
+        return out
+
+    def nearest(self, text: str, n: int) -> list[tuple[str, float]]:
+        return self.index.query(self.embedder.query(text), n)
+
+    @staticmethod
+    def collab_rows(collab: np.ndarray | None, n: int = COLLAB_CANDIDATES) -> list[int]:
+        """The rows most liked by the same people as the user's liked items, best first."""
+        if collab is None or not len(collab):
+            return []
+        top = np.argpartition(-collab, min(n, len(collab) - 1))[:n]
+        return [int(r) for r in top[np.argsort(-collab[top], kind="stable")] if collab[r] > 0]
+
+    def neighbours(self, item_ids: Iterable[str], n: int = 30) -> list[int]:
+        """Rows of the items nearest to each given item (the catalogue's own vectors, no index query)."""
+        cat = self.catalogue
+        out: dict[int, None] = {}
+        for row in cat.rows_of(item_ids):
+            sims = cat.vectors @ cat.vectors[row]
+            top = np.argpartition(-sims, min(n, len(sims) - 1))[: n + 1]
+            for r in top[np.argsort(-sims[top], kind="stable")]:
+                if int(r) != row:
+                    out[int(r)] = None
+        return list(out)
