@@ -146,7 +146,7 @@ class App:
         cat = self.catalogue
         years = [None if y != y else int(y) for y in cat.years.tolist()]  # NaN: no year
         titles = TitleIndex(zip(cat.ids, cat.titles, years, cat.engagement.tolist(), cat.akas))
-        return Vocabulary(cat.tag_counts, titles, PeopleIndex(cat.credits()), cat.latest_year)
+        return Vocabulary(cat.tag_counts, titles, PeopleIndex(cat.credits()), cat.latest_year, frozenset(cat.genre_names))
 
     @cached_property
     def extractor(self):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +35,26 @@ def embedder(tmp_path_factory):
     from chatrec.adapters.embedder import SentenceEmbedder
 
     return SentenceEmbedder(cache_dir=tmp_path_factory.mktemp("embed-cache"))
+
+
+def make_app(data_dir: Path, model=None, state_path: Path | None = None, **settings):
+    """The application over ``data_dir`` (real Chroma, real embedder), no LLM unless ``model`` is given,
+    with its state in ``state_path`` when given."""
+    from chatrec.adapters.sqlite_state import SqliteState
+    from chatrec.app import App
+    from chatrec.settings import Settings
+
+    state = SqliteState(state_path) if state_path is not None else None
+    return App(Settings(data_dir=data_dir, **{"llm": "none", **settings}), state=state, model=model)
+
+
+@pytest.fixture(scope="session")
+def default_app(default_data_dir):
+    """The application over the full default catalogue's index, loaded once per test session (tests that
+    change its behaviour model put it back)."""
+    app = make_app(default_data_dir)
+    app.recommender  # noqa: B018 (load the catalogue and the recommender once)
+    return app
 
 
 @pytest.fixture(scope="session")
@@ -154,3 +175,41 @@ def running_llama_server(n_ctx: int):
         yield url
     finally:
         stop_process(proc)
+
+
+def chroma_binary() -> str:
+    exe = Path(sys.executable).with_name("chroma")
+    return str(exe) if exe.exists() else (shutil.which("chroma") or "chroma")
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A real `chroma run` on a free 127.0.0.1 port, stopped after the test; yields its URL."""
+    port = free_port()
+    log = (tmp_path / "chroma.log").open("w")
+    proc = subprocess.Popen(
+        [chroma_binary(), "run", "--path", str(tmp_path / "server-db"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"chroma run exited: {(tmp_path / 'chroma.log').read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start within 60 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+

@@ -91,7 +91,8 @@ class MemoryIndex:
         rows = [r for r in range(len(self._ids)) if all(_holds(self._metadatas[r], c) for c in where)]
         if not rows:
             return []
-        sims = np.vstack([self._vectors[r] for r in rows]) @ np.asarray(vector, dtype=np.float32)
+        q = np.asarray(vector, dtype=np.float32)
+        sims = np.vstack([self._vectors[r] for r in rows]) @ (q / (np.linalg.norm(q) or 1.0))  # cosine, as Chroma
         order = np.argsort(-sims, kind="stable")[: max(1, n)]
         return [(self._ids[rows[i]], float(sims[i])) for i in order]
 

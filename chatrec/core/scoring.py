@@ -15,8 +15,10 @@ How each component is normalised to [0, 1] (see also README "Ranking"):
   [0, 1] (:func:`engagement_prior`), blended, once there are seeds (liked items, earlier picks), with
   the collaborative score: ``B_global = (1 - collaborative) · prior + collaborative · collab``.
 * C (content): ``Σ w_t over liked tags the item carries / Σ w_t over all liked tags`` (:func:`tag_share`).
-* penalty: ``penalty_weight · Σ d_t over disliked tags the item carries / Σ d_t``, capped at 1, subtracted
-  from the fused score; an item carrying every disliked tag drops a full point.
+* penalty: ``penalty_weight · Σ d_t over the disliked tags the item carries``, capped at 1, subtracted from
+  the fused score: each dislike counts in full (d_t is 1 when said, then fades). Until 2026-12-06 it was a
+  share, ``/ Σ d_t`` as C is; then one more dislike softened the others ("nothing too gory" adds gore and
+  splatter to a horror dislike, and a horror film without those keywords would have lost a third).
 
 The reported ``score`` is the fused score; MMR only chooses *which* candidates make the list
 (a diverse set), and the list is then shown best score first.
@@ -169,6 +171,13 @@ def tag_share(tag_rows, columns: np.ndarray, weights: Mapping[str, float]) -> np
     if total <= 0 or n == 0:
         return np.zeros(n)
     return np.asarray(tag_rows @ np.where(columns > 0, columns, 0.0)).ravel() / total
+
+
+def tag_weight_sum(tag_rows, columns: np.ndarray) -> np.ndarray:
+    """The summed weight of the weighted tags each row carries (the penalty's input)."""
+    if tag_rows.shape[0] == 0:
+        return np.zeros(0)
+    return np.asarray(tag_rows @ np.where(columns > 0, columns, 0.0)).ravel()
 
 
 def matched_tags(item_tags: Iterable[str], weights: Mapping[str, float]) -> tuple[str, ...]:

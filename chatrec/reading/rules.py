@@ -21,7 +21,7 @@ from chatrec.core.preferences import GENRE_KEYS, GENRES, MentionedItem, Preferen
 from chatrec.reading import lexicon
 from chatrec.reading.people import PeopleIndex
 from chatrec.reading.titles import TitleIndex
-from chatrec.reading.wishes import constraint_of, find_wishes
+from chatrec.reading.wishes import constraint_of, find_wishes, soft_finder
 
 Message = tuple[str, str]  # (role, content)
 
@@ -61,9 +61,13 @@ class Vocabulary:
     titles: TitleIndex | None = None
     people: PeopleIndex | None = None
     latest_year: int | None = None  # the catalogue's newest year: "recent" counts back from it
+    #: the genres the catalogue's items carry: a genre wish is a hard constraint only where it can be met
+    #: (None: any genre; a bookshop with no genres gets genre words as soft wishes only)
+    genres: frozenset[str] | None = None
     min_count: int = 5
 
     def __post_init__(self) -> None:
+        self.soft = soft_finder(set(self.tag_counts))
         # Multi-word tags and distinctive single words only: "time travel", "heist", "zombie".
         self.phrases: dict[str, str] = {}
         for tag, n in self.tag_counts.items():
@@ -114,19 +118,20 @@ class RuleExtractor:
         vocab = self.vocabulary
         titles = vocab.titles.find(text) if vocab and vocab.titles else []
         people = vocab.people.find(text) if vocab and vocab.people else []
-        wishes = find_wishes(text, vocab.latest_year if vocab else None, set(vocab.tag_counts) if vocab else None)
+        wishes = find_wishes(text, vocab.latest_year if vocab else None)
         masked, slots, people_slots, wish_slots = _mask(text, _spans(text, titles, people, wishes))
         finders = [lexicon.genre_mentions, _placeholder_finder]
         if vocab:
-            finders.append(vocab.tag_mentions)
+            finders += [vocab.tag_mentions, vocab.soft]
         reading = lexicon.scan(masked, finders)
-        likes = [_tag_of(k) for k in reading.likes if not k.startswith("§")]
-        dislikes = [_tag_of(k) for k in reading.dislikes if not k.startswith("§")]
+        likes = [_tag_of(k) for k in reading.likes if not k.startswith(("§", "soft:"))]
+        dislikes = [_tag_of(k) for k in reading.dislikes if not k.startswith(("§", "soft:"))]
         items = self._items(reading, slots, masked)
-        constraints, mood, soft_likes, soft_dislikes = _wishes(reading, people_slots, wish_slots)
+        constraints, mood = _wishes(reading, people_slots, wish_slots)
+        soft_likes, soft_dislikes = _soft(reading, vocab.soft.tags if vocab else {})
         likes = list(dict.fromkeys([*likes, *soft_likes]))
         dislikes = list(dict.fromkeys([*(t for t in dislikes if t not in soft_likes), *soft_dislikes]))
-        constraints = _genre_constraints(reading, likes, dislikes) + constraints
+        constraints = _genre_constraints(reading, likes, dislikes, vocab.genres if vocab else None) + constraints
         notes: list[str] = []
         if not likes and not dislikes and not constraints and self.embed is not None:
             guessed = self._embedding_genres(reading.positive_text)
@@ -286,35 +291,47 @@ def _sentiment(text: str, n_likes: int, n_dislikes: int) -> float:
     return round((pos - neg) / (pos + neg), 3)
 
 
-def _wishes(reading: lexicon.Reading, people: dict, wishes: dict) -> tuple[list[Constraint], str | None, list, list]:
-    """The hard constraints, mood and soft likes/dislikes of the people and wish placeholders, each read
-    with the polarity the clause scan gave it."""
+def _wishes(reading: lexicon.Reading, people: dict, wishes: dict) -> tuple[list[Constraint], str | None]:
+    """The hard constraints and mood of the people and wish placeholders, each read with the polarity the
+    clause scan gave it."""
     disliked = set(reading.dislikes)
     constraints: list[Constraint] = []
     for key, m in people.items():
         constraints.append(People(names=m.names, role=m.role, negated=key in disliked))
-    mood, soft_likes, soft_dislikes = None, [], []
+    mood = None
     for key, w in wishes.items():
-        negated = key in disliked
         if w.kind == "mood":
             mood = w.value
-        elif w.kind == "soft":
-            (soft_dislikes if negated or w.fixed else soft_likes).extend(w.value)
-        elif (c := constraint_of(w, negated)) is not None:
+        elif (c := constraint_of(w, key in disliked)) is not None:
             constraints.append(c)
-    return constraints, mood, soft_likes, soft_dislikes
+    return constraints, mood
 
 
-def _genre_constraints(reading: lexicon.Reading, likes: list[str], dislikes: list[str]) -> list[Constraint]:
+def _soft(reading: lexicon.Reading, groups: dict[str, tuple[str, ...]]) -> tuple[list[str], list[str]]:
+    """The catalogue tags of soft-dislike words: liked or disliked as read; "too X" always disliked."""
+    likes: list[str] = []
+    dislikes: list[str] = []
+    for key in reading.likes:
+        if key.startswith("soft:"):
+            (dislikes if key.endswith("!") else likes).extend(groups.get(key.rstrip("!"), ()))
+    for key in reading.dislikes:
+        if key.startswith("soft:"):
+            dislikes.extend(groups.get(key.rstrip("!"), ()))
+    return likes, [t for t in dislikes if t not in likes]
+
+
+def _genre_constraints(reading: lexicon.Reading, likes: list[str], dislikes: list[str],
+                       known: frozenset[str] | None) -> list[Constraint]:
     """The genres a message asks for (any of them, a hard wish), and those it turns down by name (none of
-    them: "no war films", "not a comedy"; a dislike read from a cue word such as "gory" stays soft)."""
+    them: "no war films", "not a comedy"; a dislike read from a cue word such as "gory" stays soft). Only
+    genres the catalogue carries (``known``) become constraints; the rest stay soft likes and dislikes."""
     out: list[Constraint] = []
-    wanted = tuple(GENRE_KEYS[t] for t in likes if t in GENRE_KEYS)
+    wanted = tuple(GENRE_KEYS[t] for t in likes if t in GENRE_KEYS and (known is None or GENRE_KEYS[t] in known))
     if wanted:
         out.append(Genres(genres=wanted))
     named = {key for key, polarity, phrase in reading.evidence
              if polarity == "dislike" and key in GENRES and lexicon.named_genre(key, phrase)}
-    refused = tuple(g for g in GENRES if g in named and g.lower() in dislikes)
+    refused = tuple(g for g in GENRES if g in named and g.lower() in dislikes and (known is None or g in known))
     if refused:
         out.append(Genres(genres=refused, negated=True))
     return out

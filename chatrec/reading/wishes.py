@@ -10,11 +10,11 @@
 * **Mood**: "something lighter", "less dark", "cheer me up" → lighter; "something darker" → darker.
 * **Soft dislikes**: "nothing too gory", "not too violent", "nothing depressing" → the catalogue's own tags
   for it (gore, splatter, violence, depressing, …), liked or disliked with the same negation reading as
-  genres; "too X" is always a dislike.
+  genres (:func:`soft_finder`, a finder for the clause scan); "too X" is always a dislike.
 
-Each finder returns :class:`Wish` spans; the rule reader masks them with placeholders so the lexicon's
-negation scan gives each its polarity ("nothing before 1980" is 1980 or later), their words do not count
-as genre cues, and they leave the semantic query ("a comedy from the 80s" embeds "a comedy").
+:func:`find_wishes` returns :class:`Wish` spans; the rule reader masks them with placeholders so the
+lexicon's negation scan gives each its polarity ("nothing before 1980" is 1980 or later), their words do not
+count as genre cues, and they leave the semantic query ("a comedy from the 80s" embeds "a comedy").
 Not handled: relative dates ("last year"), runtimes as ranges ("90 to 120 minutes").
 """
 
@@ -133,11 +133,10 @@ SOFT_TAGS: dict[str, tuple[str, ...]] = {
 _SOFT = [(re.compile(rf"{_EDGE}(?P<too>too\s+|overly\s+|so\s+)?(?:{w})(?![\w-])", re.I), tags) for w, tags in SOFT_TAGS.items()]
 
 
-def find_wishes(text: str, latest_year: int | None = None, soft_tags: set[str] | None = None) -> list[Wish]:
-    """Every wish in ``text``, earliest first, non-overlapping (the longest wins at a position).
+def find_wishes(text: str, latest_year: int | None = None) -> list[Wish]:
+    """Every hard wish and mood in ``text``, earliest first, non-overlapping (the longest wins).
 
-    ``latest_year``: the catalogue's newest year ("recent" counts back from it; None: no "recent" reading).
-    ``soft_tags``: the catalogue's tag keys (soft dislikes keep only tags it has; None: no soft reading)."""
+    ``latest_year``: the catalogue's newest year ("recent" counts back from it; None: no "recent" reading)."""
     found: list[Wish] = []
     for m in _BETWEEN.finditer(text):
         a, b = (int(m.group("a")), int(m.group("b"))) if m.group("a") else (int(m.group("c")), int(m.group("e")))
@@ -197,13 +196,6 @@ def find_wishes(text: str, latest_year: int | None = None, soft_tags: set[str] |
         found.append(Wish(m.start(), m.end(), "mood", "lighter", m.group(0), fixed=True))
     for m in _DARKER.finditer(text):
         found.append(Wish(m.start(), m.end(), "mood", "darker", m.group(0), fixed=True))
-    if soft_tags:
-        for rx, tags in _SOFT:
-            have = tuple(t for t in tags if t in soft_tags)
-            if not have:
-                continue
-            for m in rx.finditer(text):
-                found.append(Wish(m.start(), m.end(), "soft", have, m.group(0), fixed=bool(m.group("too"))))
     # the longest reading of overlapping phrases wins: "made in 2005 or earlier" is "2005 or earlier"
     found.sort(key=lambda w: (-(w.end - w.start), w.start))
     out: list[Wish] = []
@@ -211,6 +203,24 @@ def find_wishes(text: str, latest_year: int | None = None, soft_tags: set[str] |
         if not any(w.start < o.end and o.start < w.end for o in out):
             out.append(w)
     return sorted(out, key=lambda w: w.start)
+
+
+def soft_finder(tags: set[str]):
+    """A mention finder for the clause scan: soft-dislike words ("gory", "violent", "depressing"), keyed
+    ``soft:N`` (``soft:N!`` for "too X", always a dislike), only for word groups the catalogue has tags for.
+    Their words stay in the clause, so "gory" still reads as a horror cue too."""
+    groups = [(n, rx, tuple(t for t in group_tags if t in tags)) for n, (rx, group_tags) in enumerate(_SOFT)]
+    groups = [g for g in groups if g[2]]
+
+    def find(clause: str) -> list[tuple[int, str, str, bool]]:
+        out = []
+        for n, rx, _ in groups:
+            for m in rx.finditer(clause):
+                out.append((m.start(), f"soft:{n}{'!' if m.group('too') else ''}", m.group(0), False))
+        return out
+
+    find.tags = {f"soft:{n}": have for n, _, have in groups}
+    return find
 
 
 def _minutes(m: re.Match) -> int:

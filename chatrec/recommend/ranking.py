@@ -146,7 +146,7 @@ class Ranker:
         return Features(
             pool=pool, cosines=cosines,
             content=scoring.tag_share(pool.tags, cat.tag_weights(query.liked_tags), query.liked_tags),
-            dislike=scoring.tag_share(pool.tags, cat.tag_weights(query.disliked_tags), query.disliked_tags),
+            dislike=scoring.tag_weight_sum(pool.tags, cat.tag_weights(query.disliked_tags)),
             event_totals=totals, has_events=touched, collab=None if collab is None else collab[pool.rows],
             keep=pool.mask(query.exclude_ids) if query.exclude_ids else None, met=met, n_constraints=len(masks),
         )

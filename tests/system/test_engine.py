@@ -7,27 +7,33 @@ import sqlite3
 import numpy as np
 import pytest
 
-from chatrec.engine import ChatEngine, EngineError
-from chatrec.llm.backends import LLMError
-from chatrec.core.profile import Decay
-from chatrec.recommender import Recommender
-from chatrec.settings import Settings
+from fakes import ScriptedModel as ScriptedBackend
+
 from chatrec.adapters.sqlite_state import SqliteState
-from test_extract_explain import ScriptedBackend
+from chatrec.core.profile import Decay
+from chatrec.engine import EngineError
+from chatrec.llm.backends import LLMError
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def recommender(default_data_dir):
-    rec = Recommender(Settings(data_dir=default_data_dir, llm="none"))
-    rec.catalogue  # noqa: B018 (load once for the module)
-    return rec
+def recommender(default_app):
+    return default_app.recommender
+
+
+def engine_for(default_app, state_path, model=None):
+    """The default app's engine parts with their own state file (and chat model)."""
+    from chatrec.engine import ChatEngine
+    from chatrec.llm.explain import Explainer
+
+    explainer = Explainer(model, default_app.vocabulary.titles)
+    return ChatEngine(default_app.recommender, default_app.extractor, explainer, SqliteState(state_path))
 
 
 @pytest.fixture
-def engine(recommender, tmp_path):
-    return ChatEngine(recommender.settings, recommender, None, SqliteState(tmp_path / "state.sqlite3"))
+def engine(default_app, tmp_path):
+    return engine_for(default_app, tmp_path / "state.sqlite3")
 
 
 def test_unclear_message_gets_a_question_and_popular_picks(engine):
@@ -104,29 +110,29 @@ def _like_third_pick(engine, user):
 
 def test_liked_item_pulls_similar_items_up(engine, recommender):
     """Without the interaction log, a like pulls up items whose embeddings are near the liked one."""
-    behaviour = recommender.behaviour
-    recommender.use_behaviour(None)
+    model = recommender.behaviour.model
+    recommender.behaviour.use(None)
     try:
         liked, before, after = _like_third_pick(engine, "u-like")
     finally:
-        recommender.use_behaviour(behaviour)
+        recommender.behaviour.use(model)
     cat = recommender.catalogue
-    vec = cat.matrix[cat.table.index_of[liked.item.id]]
+    vec = cat.vectors[cat.index_of[liked.item.id]]
 
     def closeness(recs):
-        return np.mean([float(cat.matrix[cat.table.index_of[r.item.id]] @ vec) for r in recs])
+        return np.mean([float(cat.vectors[cat.index_of[r.item.id]] @ vec) for r in recs])
 
     assert closeness(after) > closeness(before)
 
 
 def test_liked_item_pulls_co_liked_items_up(engine, recommender):
     """With everyone's behaviour (MovieLens likes), a like pulls up what the same people liked."""
-    from chatrec.recommender import Query
+    from chatrec.recommend.query import Query
 
-    assert recommender.behaviour is not None
+    assert recommender.behaviour.model is not None
     liked, before, after = _like_third_pick(engine, "u-like-collab")
     collab = recommender.collaborative(Query(liked_items={liked.item.id: 1.0}))
-    index_of = recommender.catalogue.table.index_of
+    index_of = recommender.catalogue.index_of
 
     def co_liked(recs):
         return np.mean([collab[index_of[r.item.id]] for r in recs])
@@ -135,36 +141,38 @@ def test_liked_item_pulls_co_liked_items_up(engine, recommender):
     assert any(r.breakdown.behaviour > 0 for r in after)
 
 
-def test_feedback_needs_no_llm_and_no_store_query(recommender, tmp_path, monkeypatch):
+def test_feedback_needs_no_llm_and_no_store_query(default_app, tmp_path, monkeypatch):
     backend = ScriptedBackend("1. fine picks for you")  # one answer: the turn's explanation only
-    engine = ChatEngine(recommender.settings, recommender, backend, SqliteState(tmp_path / "s.sqlite3"))
+    engine = engine_for(default_app, tmp_path / "s.sqlite3", backend)
     s = engine.session("u-fast")
     engine.turn(s, "a heist movie").text()
     calls = len(backend.calls)
-    monkeypatch.setattr(recommender.store, "query", lambda *a, **k: pytest.fail("feedback queried the store"))
+    monkeypatch.setattr(default_app.vector_index, "query", lambda *a, **k: pytest.fail("feedback queried the store"))
     for n, event in enumerate(["like", "dislike", "watched", "skip", "click"], 1):
         engine.feedback(s, n, event)
     assert len(backend.calls) == calls
 
 
-def test_llm_failure_never_breaks_a_turn(recommender, tmp_path):
+def test_llm_failure_never_breaks_a_turn(default_app, tmp_path):
     backend = ScriptedBackend(LLMError("server down"))
-    engine = ChatEngine(recommender.settings, recommender, backend, SqliteState(tmp_path / "s.sqlite3"))
+    engine = engine_for(default_app, tmp_path / "s.sqlite3", backend)
     s = engine.session("u-fail")
-    text = engine.turn(s, "a scary movie").text()
-    assert text.startswith("1. ") and "score" in text  # the template
+    reply = engine.turn(s, "a scary movie")
+    text = reply.text()
+    assert text.startswith("1. ") and "score" in text  # the picks' fact lines
+    assert reply.outcome.fallback_reason.startswith("LLM failed")
     assert s.history[-1][1].endswith(text.splitlines()[-1])  # the stored turn holds the fallback
 
 
-def test_profile_and_history_survive_a_restart(recommender, tmp_path):
+def test_profile_and_history_survive_a_restart(default_app, tmp_path):
     path = tmp_path / "state.sqlite3"
-    first = ChatEngine(recommender.settings, recommender, None, SqliteState(path))
+    first = engine_for(default_app, path)
     s = first.session("alice")
     first.turn(s, "something funny, no romance").text()
     first.feedback(s, 1, "dislike")
     disliked = next(iter(s.profile.disliked_items))
     first.state.close()
-    again = ChatEngine(recommender.settings, recommender, None, SqliteState(path))
+    again = engine_for(default_app, path)
     t = again.session("alice")
     assert t.profile == s.profile and disliked in t.profile.excluded
     assert [m for m in t.history if m[0] == "user"] == [("user", "something funny, no romance")]
@@ -172,9 +180,9 @@ def test_profile_and_history_survive_a_restart(recommender, tmp_path):
     assert again.session("bob").profile.is_empty  # users are isolated
 
 
-def test_forget_deletes_every_trace_at_the_storage_level(recommender, tmp_path):
+def test_forget_deletes_every_trace_at_the_storage_level(default_app, tmp_path):
     path = tmp_path / "state.sqlite3"
-    engine = ChatEngine(recommender.settings, recommender, None, SqliteState(path))
+    engine = engine_for(default_app, path)
     secret = "zanzibar-heist-marker"
     for user in ("victim-user", "other-user"):
         s = engine.session(user)
@@ -216,7 +224,7 @@ def test_earlier_picks_seed_the_next_turn_and_a_dislike_takes_its_pick_out(engin
     query = engine._query(s)
     assert first[0] not in query.context_items  # disliked
     assert set(query.context_items) == set(second) - {first[0]}
-    assert set(query.context_items.values()) == {engine.settings.context_seed}
+    assert set(query.context_items.values()) == {engine.context_seed}
     # the seeds move the collaborative part: without them there is none (nothing liked)
     from dataclasses import replace
 
@@ -243,7 +251,8 @@ def test_a_liked_pick_stays_in_its_list_but_a_new_request_brings_new_picks(engin
 
 def test_a_movie_named_as_not_seen_is_not_a_dislike(engine, recommender):
     """ "I haven't seen X" says nothing against X; "I hated X" does (real title index of the catalogue)."""
-    alien = next(it.id for it in recommender.catalogue.items if it.title == "Alien" and it.year == 1979)
+    cat = recommender.catalogue
+    alien = next(cat.ids[r] for r in range(cat.n) if cat.titles[r] == "Alien" and cat.years[r] == 1979)
     s = engine.session("u-unseen")
     engine.turn(s, "I haven't seen Alien (1979) yet, I want a scary sci-fi movie").text()
     assert alien not in s.profile.disliked_items and alien not in s.profile.liked_items

@@ -88,7 +88,7 @@ def test_too_few_matches_are_said_and_the_closest_are_marked(app):
     first, *rest = reply.recommendations
     assert first.item.title == "Jerry Maguire" and first.fit.all_met and not first.fit.closest
     assert rest and all(r.fit.closest and not r.fit.all_met for r in rest)
-    none = app.one_shot.recommend("a western with Tom Cruise", k=3)
+    none = app.one_shot.recommend("a horror film with Tom Cruise", k=3)
     assert none.constraint_note.startswith("Nothing in the catalogue meets all of")
 
 
