@@ -707,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
         f" (from enriched {counts['cast_from_enriched']}, of which tmdb-10k empty:"
         f" {counts['cast_enriched_over_empty_tmdb10k']})"
     )
-    print(f"  with directors and cast: {counts['with_directors_and_cast']}")
+    print(f"  with both of them:      {counts['with_directors_and_cast']}")
     print(
         f"  with runtime:           {counts['with_runtime']}"
         f" (from enriched {counts['runtime_from_enriched']}, of which tmdb-10k empty:"
