@@ -1,4 +1,8 @@
-"""Build the default catalogue ``data/movies.jsonl`` from MovieLens latest-small and TMDB 5000.
+"""Build the default catalogue ``data/movies.jsonl`` from MovieLens latest-small and TMDB data.
+
+TMDB 5000 gives overviews, keywords and popularity; "TMDb movie data" (tmdb-10k) and a
+third-party TMDB enrichment of MovieLens (tmdb-ml-enriched) give directors, cast and runtime,
+and the overview and keywords of the films TMDB 5000 lacks.
 
 Usage::
 
@@ -27,6 +31,8 @@ from chatrec.builders import SourceError, atomic_output
 
 MOVIELENS_DIR = "movielens-ml-latest-small"
 TMDB_FILE = Path("tmdb-5000") / "tmdb_5000_movies.csv"
+TMDB10K_FILE = Path("tmdb-10k") / "tmdb-movies.csv"
+ENRICHED_FILE = Path("tmdb-ml-enriched") / "movies_enriched.csv"
 
 #: Required input files (relative to the source folder) and the columns each must have.
 REQUIRED: dict[Path, tuple[str, ...]] = {
@@ -38,17 +44,25 @@ REQUIRED: dict[Path, tuple[str, ...]] = {
         "id", "title", "original_title", "release_date", "overview", "keywords",
         "popularity", "vote_average", "vote_count",
     ),
+    TMDB10K_FILE: ("id", "imdb_id", "cast", "director", "keywords", "overview", "runtime"),
+    ENRICHED_FILE: ("movie_id", "tmdb_id", "director", "cast_top3", "runtime", "overview"),
 }
 
 #: Keys of every output line, in output order.
 FIELDS = (
-    "id", "title", "aka", "year", "genres", "tags", "keywords", "overview", "text",
+    "id", "title", "aka", "year", "genres", "tags", "keywords",
+    "directors", "cast", "runtime",
+    "overview", "text",
     "tmdb_id", "imdb_id", "n_ratings", "mean_rating", "recent_ratings", "last_rated",
     "tmdb_popularity", "tmdb_vote_average", "tmdb_vote_count",
 )
 
 NO_GENRES = "(no genres listed)"
 RECENT_WINDOW_SECONDS = 365 * 24 * 60 * 60
+MAX_CAST = 5
+# Longer than a day is a data error, not a film (the longest real entries, miniseries and
+# "The Story of Film: An Odyssey", run up to 900 minutes).
+MAX_RUNTIME = 24 * 60
 
 # Articles MovieLens moves to the end of a title ("Matrix, The").  Besides the usual English,
 # French, Spanish, Italian and German ones this includes the few others found in the data
@@ -201,7 +215,7 @@ def _int_or_none(raw: str) -> int | None:
     except ValueError:
         try:
             return int(float(raw))
-        except ValueError:
+        except (ValueError, OverflowError):  # "nan", "inf"
             return None
 
 
@@ -225,6 +239,100 @@ def _keyword_names(raw: str) -> list[str]:
     return [k["name"] for k in items if isinstance(k, dict) and k.get("name")]
 
 
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+def fix_mojibake(text: str) -> str:
+    """Undo UTF-8 that was decoded as cp1252: "LÃ©a Seydoux" -> "Léa Seydoux".
+
+    The text comes back unchanged when the round trip fails: a byte cp1252 has no character
+    for was lost ("ToshirÅ Mifune"), or the text was never mangled (a correct "Léa" is not
+    valid UTF-8 once encoded as cp1252).
+    """
+    if text.isascii():
+        return text
+    try:
+        return text.encode("cp1252").decode("utf-8")
+    except UnicodeError:
+        return text
+
+
+def fix_mojibake_runs(text: str) -> str:
+    """``fix_mojibake`` applied to each run of non-ASCII characters of a free text.
+
+    UTF-8 sequences hold no ASCII bytes, so every run can be repaired on its own: one lost byte
+    (mostly the closing quote of "â€œcaptureâ€") then spoils only its run, not a whole overview.
+    """
+    return _NON_ASCII_RUN.sub(lambda m: fix_mojibake(m.group()), text)
+
+
+def parse_pipe_list(raw: str, repair: bool = False) -> list[str]:
+    """Split "|"-separated names or keywords: stripped, empty ones dropped, de-duplicated in order.
+
+    With ``repair`` each entry goes through ``fix_mojibake`` before it is stripped: a mangled
+    "à" is "Ã" plus a no-break space ("Jordi MollÃ\\xa0"), which ``strip()`` would eat.
+    """
+    items: list[str] = []
+    for item in raw.split("|"):
+        item = (fix_mojibake(item) if repair else item).strip()
+        if item and item not in items:
+            items.append(item)
+    return items
+
+
+def parse_runtime(raw: str) -> int | None:
+    """Runtime in whole minutes; None when missing, not positive (TMDB's 0 = unknown) or absurd."""
+    minutes = _int_or_none(raw)
+    return minutes if minutes is not None and 0 < minutes <= MAX_RUNTIME else None
+
+
+def trusted_enriched(row_tmdb_id: str, link_tmdb_id: int | None) -> bool:
+    """Whether a tmdb-ml-enriched row describes the film that links.csv names.
+
+    Its maker found TMDB films by title search, which sometimes picked another film (a remake,
+    a namesake); a row counts only when its tmdb_id is the movie's links.csv tmdbId.
+    """
+    tid = _int_or_none(row_tmdb_id)
+    return tid is not None and tid == link_tmdb_id
+
+
+def first_by_id(rows: Iterable[tuple[int, dict]]) -> tuple[dict[int, dict], list[int]]:
+    """Keep the first row of each id, in input order; also return the ids seen more than once.
+
+    tmdb-10k lists id 42194 (TEKKEN, 2010) twice, in two identical rows; the first one wins,
+    so the result stays fixed even if the copies ever differ.
+    """
+    kept: dict[int, dict] = {}
+    repeated: list[int] = []
+    for tid, row in rows:
+        if tid in kept:
+            if tid not in repeated:
+                repeated.append(tid)
+            continue
+        kept[tid] = row
+    return kept, repeated
+
+
+def pick_sources(
+    t10: dict | None, enriched: dict | None
+) -> dict[str, tuple[object, str | None]]:
+    """Each of directors, cast, runtime and overview from the first source that has a value.
+
+    tmdb-10k comes first (five billed actors, every director), then the enrichment (three
+    actors, the first director).  The choice is made per field, so an empty tmdb-10k cast still
+    gets the enrichment's, but lists are never merged across sources.  Returns key ->
+    (value or None, "tmdb10k" / "enriched" / None).
+    """
+    picked: dict[str, tuple[object, str | None]] = {}
+    for key in ("directors", "cast", "runtime", "overview"):
+        picked[key] = (None, None)
+        for name, row in (("tmdb10k", t10), ("enriched", enriched)):
+            if row is not None and row[key] not in (None, "", []):
+                picked[key] = (row[key], name)
+                break
+    return picked
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -239,7 +347,8 @@ def check_source(source: Path) -> None:
 
 def read_csv(source: Path, rel: Path) -> Iterator[dict[str, str]]:
     path = source / rel
-    with path.open(newline="", encoding="utf-8") as fh:
+    # utf-8-sig: movies_enriched.csv starts with a byte-order mark; the others read the same.
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         absent = [c for c in REQUIRED[rel] if c not in (reader.fieldnames or [])]
         if absent:
@@ -324,6 +433,38 @@ def match_tmdb(
     }
 
 
+def match_tmdb10k(
+    movies: Iterable[int],
+    links: dict[int, int | None],
+    imdb: dict[int, str | None],
+    rows: dict[int, dict],
+) -> tuple[dict[int, int], dict[str, int]]:
+    """Map movieId -> tmdb-10k id: by links.csv tmdbId first, then by IMDb id.
+
+    The IMDb id is used only for movies whose tmdbId is missing or not among the tmdb-10k rows,
+    and only when it is unambiguous: it names exactly one row, that row is not linked by tmdbId
+    to another movie, and no other movie claims it.  (In this data these are the same film
+    filed in TMDB under two ids, e.g. "Grindhouse" 2007.)
+    """
+    movies = sorted(movies)
+    matched = {mid: links[mid] for mid in movies if links.get(mid) in rows}
+    by_id = len(matched)
+    taken = set(matched.values())
+
+    by_imdb: dict[str, set[int]] = defaultdict(set)
+    for tid, row in rows.items():
+        if row["imdb_id"]:
+            by_imdb[row["imdb_id"]].add(tid)
+    claims: dict[int, int] = {}
+    for mid in movies:
+        found = by_imdb.get(imdb.get(mid) or "", set())
+        if mid not in matched and len(found) == 1 and not found & taken:
+            claims[mid] = next(iter(found))
+    owners = Counter(claims.values())
+    matched.update({mid: tid for mid, tid in claims.items() if owners[tid] == 1})
+    return matched, {"tmdb10k_by_id": by_id, "tmdb10k_by_imdb": len(matched) - by_id}
+
+
 # --------------------------------------------------------------------------- build
 
 
@@ -376,12 +517,72 @@ def build_records(source: Path) -> tuple[list[dict], dict[str, int]]:
 
     matched, counts = match_tmdb(movies, links, tmdb)
 
+    def read_tmdb10k() -> Iterator[tuple[int, dict]]:
+        for row in read_csv(source, TMDB10K_FILE):
+            tid = _int_or_none(row["id"])
+            if tid is None:
+                continue
+            # Names are repaired one by one: repairing a whole field would fail, and keep every
+            # name in it mangled, as soon as one name lost a byte ("Phylicia RashÄd").
+            parts = f"{row['director']}|{row['cast']}".split("|")
+            repaired = {fix_mojibake(p).strip() for p in parts if fix_mojibake(p) != p}
+            kept = {p.strip() for p in parts if not p.isascii() and fix_mojibake(p) == p}
+            yield tid, {
+                "imdb_id": row["imdb_id"].strip() or None,
+                "directors": parse_pipe_list(row["director"], repair=True),
+                "cast": parse_pipe_list(row["cast"], repair=True)[:MAX_CAST],
+                "runtime": parse_runtime(row["runtime"]),
+                "overview": collapse_ws(fix_mojibake_runs(row["overview"])),
+                "keywords": parse_pipe_list(row["keywords"], repair=True),
+                "repaired": repaired,
+                "kept": kept,
+            }
+
+    tmdb10k, repeated_ids = first_by_id(read_tmdb10k())
+    matched10k, counts10k = match_tmdb10k(movies, links, imdb, tmdb10k)
+
+    enriched: dict[int, dict] = {}
+    untrusted = 0
+    for row in read_csv(source, ENRICHED_FILE):
+        mid = _int_or_none(row["movie_id"])
+        if mid not in movies or not row["tmdb_id"].strip():
+            continue
+        if not trusted_enriched(row["tmdb_id"], links.get(mid)):
+            untrusted += 1
+            continue
+        enriched[mid] = {
+            "directors": parse_pipe_list(row["director"]),
+            "cast": parse_pipe_list(row["cast_top3"])[:MAX_CAST],
+            "runtime": parse_runtime(row["runtime"]),
+            "overview": collapse_ws(row["overview"]),
+        }
+
+    source_of: dict[str, Counter] = defaultdict(Counter)
+    names_repaired = names_kept = 0
+
     records = []
     for mid in sorted(movies):
         movie = movies[mid]
         tid = matched.get(mid)
         tm = tmdb[tid] if tid is not None else None
-        overview = tm["overview"] if tm else ""
+        t10 = tmdb10k[matched10k[mid]] if mid in matched10k else None
+        picked = pick_sources(t10, enriched.get(mid))
+        for key, (value, src) in picked.items():
+            if src is None or (key == "overview" and tm):
+                continue
+            source_of[key][src] += 1
+            if src == "enriched" and t10 is not None:
+                source_of[key]["enriched_over_empty_tmdb10k"] += 1
+            if src == "tmdb10k" and key in ("directors", "cast"):
+                names_repaired += sum(1 for n in value if n in t10["repaired"])
+                names_kept += sum(1 for n in value if n in t10["kept"])
+
+        if tm:  # TMDB 5000 keeps priority for the text fields where it matched
+            overview, keywords = tm["overview"], tm["keywords"]
+        else:
+            overview = picked["overview"][0] or ""
+            keywords = t10["keywords"] if t10 else []
+            source_of["keywords"]["tmdb10k"] += bool(keywords)
         rs = ratings.get(mid, [])
         timestamps = [ts for _, ts in rs]
         record = {
@@ -391,7 +592,10 @@ def build_records(source: Path) -> tuple[list[dict], dict[str, int]]:
             "year": movie["year"],
             "genres": movie["genres"],
             "tags": order_tags(tags.get(mid, [])),
-            "keywords": tm["keywords"] if tm else [],
+            "keywords": keywords,
+            "directors": picked["directors"][0] or [],
+            "cast": picked["cast"][0] or [],
+            "runtime": picked["runtime"][0],
             "overview": overview,
             "text": build_text(movie["title"], movie["year"], overview),
             "tmdb_id": tid,
@@ -414,6 +618,27 @@ def build_records(source: Path) -> tuple[list[dict], dict[str, int]]:
         "with_tags": sum(1 for r in records if r["tags"]),
         "with_ratings": sum(1 for r in records if r["n_ratings"]),
         "without_year": sum(1 for r in records if r["year"] is None),
+        **counts10k,
+        "tmdb10k_matched": len(matched10k),
+        "tmdb10k_repeated_ids": len(repeated_ids),
+        "enriched_trusted": len(enriched),
+        "enriched_untrusted": untrusted,
+        "with_directors": sum(1 for r in records if r["directors"]),
+        "with_several_directors": sum(1 for r in records if len(r["directors"]) > 1),
+        "with_cast": sum(1 for r in records if r["cast"]),
+        "with_directors_and_cast": sum(1 for r in records if r["directors"] and r["cast"]),
+        "with_runtime": sum(1 for r in records if r["runtime"] is not None),
+        "directors_from_enriched": source_of["directors"]["enriched"],
+        "cast_from_enriched": source_of["cast"]["enriched"],
+        "runtime_from_enriched": source_of["runtime"]["enriched"],
+        "directors_enriched_over_empty_tmdb10k": source_of["directors"]["enriched_over_empty_tmdb10k"],
+        "cast_enriched_over_empty_tmdb10k": source_of["cast"]["enriched_over_empty_tmdb10k"],
+        "runtime_enriched_over_empty_tmdb10k": source_of["runtime"]["enriched_over_empty_tmdb10k"],
+        "overview_from_tmdb10k": source_of["overview"]["tmdb10k"],
+        "overview_from_enriched": source_of["overview"]["enriched"],
+        "keywords_from_tmdb10k": source_of["keywords"]["tmdb10k"],
+        "names_repaired": names_repaired,
+        "names_unrepaired": names_kept,
     }
     return records, counts
 
@@ -436,11 +661,12 @@ def build(source: Path, out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m chatrec.builders.movielens",
-        description="Build data/movies.jsonl from MovieLens latest-small and TMDB 5000.",
+        description="Build data/movies.jsonl from MovieLens latest-small and TMDB data.",
     )
     parser.add_argument(
         "--source", type=Path, default=Path("..") / "shared" / "data",
-        help="folder holding movielens-ml-latest-small/ and tmdb-5000/ (default: ../shared/data)",
+        help="folder holding movielens-ml-latest-small/, tmdb-5000/, tmdb-10k/ and tmdb-ml-enriched/"
+        " (default: ../shared/data)",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("data") / "movies.jsonl",
@@ -462,6 +688,40 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  with user tags:         {counts['with_tags']}")
     print(f"  with ratings:           {counts['with_ratings']}")
     print(f"  without a year:         {counts['without_year']}")
+    print(
+        f"  tmdb-10k matched:       {counts['tmdb10k_matched']}"
+        f" (by id {counts['tmdb10k_by_id']}, by IMDb id {counts['tmdb10k_by_imdb']};"
+        f" repeated ids dropped: {counts['tmdb10k_repeated_ids']})"
+    )
+    print(
+        f"  enriched rows trusted:  {counts['enriched_trusted']}"
+        f" (ignored, tmdb_id not the links.csv one: {counts['enriched_untrusted']})"
+    )
+    print(
+        f"  with directors:         {counts['with_directors']}"
+        f" (from enriched {counts['directors_from_enriched']}, of which tmdb-10k empty:"
+        f" {counts['directors_enriched_over_empty_tmdb10k']}; several: {counts['with_several_directors']})"
+    )
+    print(
+        f"  with cast:              {counts['with_cast']}"
+        f" (from enriched {counts['cast_from_enriched']}, of which tmdb-10k empty:"
+        f" {counts['cast_enriched_over_empty_tmdb10k']})"
+    )
+    print(f"  with both of them:      {counts['with_directors_and_cast']}")
+    print(
+        f"  with runtime:           {counts['with_runtime']}"
+        f" (from enriched {counts['runtime_from_enriched']}, of which tmdb-10k empty:"
+        f" {counts['runtime_enriched_over_empty_tmdb10k']})"
+    )
+    print(
+        f"  overview added:         {counts['overview_from_tmdb10k'] + counts['overview_from_enriched']}"
+        f" (from tmdb-10k {counts['overview_from_tmdb10k']}, from enriched {counts['overview_from_enriched']});"
+        f" keywords added: {counts['keywords_from_tmdb10k']}"
+    )
+    print(
+        f"  names repaired:         {counts['names_repaired']}"
+        f" (left as they were, unrepairable: {counts['names_unrepaired']})"
+    )
     return 0
 
 
