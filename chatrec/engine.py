@@ -202,6 +202,11 @@ class ChatEngine:
                 store: bool = True, filter_disliked: bool | None = None) -> Reply:
         notes += [n for n in (prefs.notes if prefs else []) if n.startswith("LLM unavailable")]
         plan = dialogue.plan_turn(prefs, session.profile.liked_tags, bool(session.profile.last_query))
+        if plan.kind == "refine" and plan.constraints and prefs is not None:
+            # a refinement nothing can meet ("hidden gems from the 2000s" after "a Nolan film") changes the subject
+            rec = self.recommender
+            if rec.meeting(session.profile.constraints.refined(plan.constraints)) == 0 < rec.meeting(plan.constraints):
+                plan = replace(plan, kind="request", query=prefs.query)
         if prefs is not None:  # even an unclear message is a turn: earlier wishes fade
             mentioned = prefs.mentioned()
             session.profile = prof.apply_preferences(

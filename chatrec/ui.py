@@ -17,7 +17,7 @@ import uuid
 from collections import OrderedDict
 
 from chatrec.engine import ChatEngine, EngineError, Session
-from chatrec.state import StateError
+from chatrec.adapters.sqlite_state import StateError
 from chatrec.llm.explain import reason
 
 log = logging.getLogger(__name__)

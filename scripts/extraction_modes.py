@@ -9,19 +9,18 @@ import time
 
 import numpy as np
 
+from chatrec.app import App
 from chatrec.eval.extraction import load_cases
-from chatrec.llm.backends import LLMError, make_backend
-from chatrec.llm.extract import LLMExtractor, build_extractor, micro_f1
-from chatrec.recommender import Recommender
+from chatrec.llm.backends import LLMError
+from chatrec.llm.extract import LLMExtractor, micro_f1
 from chatrec.settings import Settings
 
 
 def main(paths):
-    settings = Settings(llm="local", extractor="rules")
-    rec = Recommender(settings)
-    rec.ensure_index()
-    rules_only = build_extractor(settings, rec.catalogue, None, rec.store.embedder)
-    llm = LLMExtractor(make_backend(settings))
+    app = App(Settings(llm="local", extractor="rules"))
+    app.ensure_index()
+    rules_only = app.extractor
+    llm = LLMExtractor(app.load_model(required=True))
     times = []
     for path in paths:
         cases = load_cases(path)

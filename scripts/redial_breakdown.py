@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chatrec.behaviour import read_interactions
+from chatrec.app import App
 from chatrec.eval import redial, tuning
 from chatrec.settings import Settings
 
@@ -31,11 +31,11 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings(llm="none", use_tuned=False)
     movies = redial.load_movies(args.redial / "movies_with_mentions.csv")
-    rec, extractor, _, items = redial.setup(settings, movies, str(args.redial / "movies_with_mentions.csv"))
+    setup = redial.setup(App(settings), args.redial / "movies_with_mentions.csv")
+    items = setup.items
     convs = [c for name in ("train_500.jsonl", "valid_100.jsonl")
              for c in redial.load_conversations(args.redial / name)]
-    likes = read_interactions(settings.interactions, settings.liked_rating) if settings.interactions else []
-    tuner = tuning.Tuner(rec, extractor, convs, movies, items, likes, k=5)
+    tuner = tuning.Tuner.for_setup(setup, settings, convs, k=5)
     variant = tuning.Variant("full")
     folds = tuner.prepare(variant)
     result = tuner.cross_validate(variant, settings.weights(), folds=folds)
@@ -43,7 +43,7 @@ def main() -> None:
     mentions = {m[0]: m[3] for m in movies}
     joined = {it.id for it in items if it.extra}
     # the queries the folds were built from (the tuner caches them by conversation, context length and γ)
-    said = {(conv, n): q for (conv, n, _), q in tuner._queries.items()}
+    said = {(conv, n): q for (conv, n, *_), q in tuner._queries.items()}
     pairs = []
     for g, fold in enumerate(folds):
         weights = tuning.weights_of(result.per_fold[g]["weights"], settings.weights())

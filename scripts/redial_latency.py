@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chatrec.behaviour import read_interactions
+from chatrec.app import App
 from chatrec.eval import redial, tuning
 from chatrec.settings import Settings
 
@@ -27,12 +27,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     settings = Settings(llm="none", use_tuned=False)
-    movies = redial.load_movies(args.redial / "movies_with_mentions.csv")
-    rec, extractor, _, items = redial.setup(settings, movies, str(args.redial / "movies_with_mentions.csv"))
+    setup = redial.setup(App(settings), args.redial / "movies_with_mentions.csv")
+    rec, extractor = setup.recommender, setup.extractor
     train = redial.load_conversations(args.redial / "train_500.jsonl")
     scored = redial.load_conversations(args.redial / "valid_100.jsonl")
     # k=2 folds over train + scored: fold 1 holds every other conversation; its behaviour excludes them
-    tuner = tuning.Tuner(rec, extractor, train + scored, movies, items, read_interactions(settings.interactions), k=2)
+    tuner = tuning.Tuner.for_setup(setup, settings, train + scored, k=2)
     cases = [case for conv in scored for case in redial.cases(conv, True)][: args.cases]
     queries = {seed: [redial.ProductRanker(rec, extractor, True, context_seed=seed).query(c) for c in cases]
                for seed in (0.0, settings.context_seed)}
@@ -44,7 +44,7 @@ def main() -> None:
     tuned = Settings(llm="none").weights("redial-movies")
     weights = {"paper": settings.weights(), "tuned": tuned}
     for q in queries[0.0]:
-        rec.store.embedder.query(q.text)
+        rec.user_vector(q)
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         for variant in variants:

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from chatrec import cli
+from chatrec.app import App
+from chatrec.eval import redial
 from chatrec.eval.tuning import Tuner, Variant, weights_of
+from chatrec.settings import Settings
 
 TOP = 20
 ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
@@ -90,10 +92,11 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
 
-    settings = cli._with_llm(cli._settings(), "none").model_copy(update={"use_tuned": False})
-    convs = [c for name in ("train_500.jsonl", "valid_100.jsonl") for c in cli._conversations(args.redial / name, None)]
-    rec, extractor, _, movies, items = cli._redial_setup(settings, args.redial / "movies_with_mentions.csv", False)
-    tuner = Tuner(rec, extractor, convs, movies, items, cli._rating_likes(settings), k=args.folds)
+    settings = Settings(llm="none", use_tuned=False)
+    convs = [c for name in ("train_500.jsonl", "valid_100.jsonl")
+             for c in redial.load_conversations(args.redial / name)]
+    setup = redial.setup(App(settings), args.redial / "movies_with_mentions.csv")
+    tuner = Tuner.for_setup(setup, settings, convs, k=args.folds)
     folds = tuner.prepare(Variant("product"))
     position = {str(c.get("conversationId", "")): n for n, c in enumerate(convs)}
     scorer, records, t0 = TitleScorer(), [], time.perf_counter()
@@ -103,8 +106,9 @@ def main() -> None:
         for case, p in zip((c for f, c in tuner.cases if f == g), folds[g].prepared):
             if position[case.conversation] % args.every:
                 continue
-            chosen, scores = p.features.choose(weights, 50)
-            titles = [rec.catalogue.items[p.features.pool.rows[i]].display_title for i in chosen[:TOP]]
+            chosen, scores, _ = p.features.choose(weights, 50)
+            cat = setup.recommender.catalogue
+            titles = [cat.item(p.features.pool.rows[i]).display_title for i in chosen[:TOP]]
             records.append({"fold": g, "ids": [p.features.pool.ids[i] for i in chosen], "targets": p.targets,
                             "score": [float(scores.score[i]) for i in chosen[:TOP]],
                             "llm": scorer.score(case.context, titles)})

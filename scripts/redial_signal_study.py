@@ -46,8 +46,9 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from chatrec.behaviour import read_interactions
-from chatrec.catalog import tag_key
+from chatrec.app import App
+from chatrec.recommend.behaviour import read_interactions
+from chatrec.core.items import tag_key
 from chatrec.eval import redial, tuning
 from chatrec.eval.redial import main_title
 from chatrec.settings import Settings
@@ -60,7 +61,10 @@ class Study:
     def __init__(self, args):
         settings = Settings(llm="none", use_tuned=False)
         self.movies = redial.load_movies(args.redial / "movies_with_mentions.csv")
-        self.rec, extractor, _, items = redial.setup(settings, self.movies, str(args.redial / "movies_with_mentions.csv"))
+        self.app = App(settings)
+        setup = redial.setup(self.app, args.redial / "movies_with_mentions.csv")
+        self.rec, extractor, items = setup.recommender, setup.extractor, setup.items
+        self.settings = settings
         convs = [c for name in ("train_500.jsonl", "valid_100.jsonl")
                  for c in redial.load_conversations(args.redial / name)]
         likes = read_interactions(settings.interactions, settings.liked_rating) if settings.interactions else []
@@ -92,8 +96,8 @@ class Study:
                 per_case["pool"].append(pool)
                 per_case["prior"].append(self.rec.prior)
                 self.fold.append(g)
-                self.targets.append([cat.table.index_of[t] for t in case.targets if t in cat.table.index_of])
-                self.excluded.append([cat.table.index_of[t] for t in case.earlier if t in cat.table.index_of])
+                self.targets.append([cat.index_of[t] for t in case.targets if t in cat.index_of])
+                self.excluded.append([cat.index_of[t] for t in case.earlier if t in cat.index_of])
                 self.seeds.append(seeds)
                 self.tags.append((dict(q.liked_tags), dict(q.disliked_tags)))
                 self.cid.append(int(case.conversation))
@@ -108,14 +112,14 @@ class Study:
         self._items(cat, args)
 
     def _seeds(self, q) -> dict[int, float]:
-        index_of = self.rec.catalogue.table.index_of
+        index_of = self.rec.catalogue.index_of
         seeds = {index_of[i]: w for i, w in q.context_items.items() if i in index_of and w > 0}
         seeds.update({index_of[i]: w for i, w in q.liked_items.items() if i in index_of and w > 0})
         return seeds
 
     def _items(self, cat, args) -> None:
         """Per-item data the extra signals need: genres, years, the title view, MovieLens/TMDB fields."""
-        items = cat.items
+        items = [cat.item(r) for r in range(cat.n)]
         self.genres = sorted({g for it in items for g in it.genres})
         self.g = np.zeros((self.n, len(self.genres)), np.float32)
         for n, it in enumerate(items):
@@ -126,9 +130,9 @@ class Study:
         texts = [f"{it.title}" + (f" ({it.year})" if it.year else "") + (f". Genres: {', '.join(it.genres)}" if it.genres else "")
                  for it in items]
         t0 = time.perf_counter()
-        self.title_view = self.rec.store.embedder.encode(texts).astype(np.float32)
+        self.title_view = self.app.embedder.encode(texts).astype(np.float32)
         self.title_view_seconds = time.perf_counter() - t0
-        enriched = {json.loads(line)["id"]: json.loads(line) for line in Path(self.rec.settings.catalog).open()}
+        enriched = {json.loads(line)["id"]: json.loads(line) for line in Path(self.settings.catalog).open()}
         self.rows_of: dict[str, list[int]] = {}
         for n, it in enumerate(items):
             if self.source.get(it.id):
@@ -165,7 +169,7 @@ class Study:
 
         users: dict[str, int] = {}
         rows, cols = [], []
-        for user, movie in read_interactions(self.rec.settings.interactions, liked_at=0.0):
+        for user, movie in read_interactions(self.settings.interactions, liked_at=0.0):
             for n in self.rows_of.get(movie, ()):
                 rows.append(users.setdefault(user, len(users)))
                 cols.append(n)

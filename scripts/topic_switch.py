@@ -19,10 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chatrec.engine import ChatEngine
-from chatrec.recommender import Recommender
+from chatrec.app import App
 from chatrec.settings import Settings
-from chatrec.state import StateStore
 
 FIRST = ["something funny, no romance", "a dark crime thriller", "an animated movie for kids",
          "a romantic comedy for date night", "a gritty war film"]
@@ -33,10 +31,10 @@ SECOND = [("a documentary about music", {"Documentary"}), ("a western", {"Wester
 
 
 def main() -> None:
-    settings = Settings(llm="none")
-    rec = Recommender(settings)
+    from chatrec.adapters.sqlite_state import SqliteState
+
     with tempfile.TemporaryDirectory() as tmp:
-        engine = ChatEngine(settings, rec, None, StateStore(Path(tmp) / "probe.sqlite3"))
+        engine = App(Settings(llm="none"), state=SqliteState(Path(tmp) / "probe.sqlite3")).engine
 
         def hit(session, genres) -> float:
             return float(np.mean([bool(genres & set(r.item.genres)) for r in session.shown[:5]]))

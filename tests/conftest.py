@@ -89,8 +89,15 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, input: st
 @pytest.fixture(scope="session")
 def default_data_dir(tmp_path_factory) -> Path:
     """A data dir holding the full default catalogue's index, built once per test session
-    by the first `recommend` (the fresh-machine path)."""
+    by the first `recommend` (the fresh-machine path). A developer re-running a few tests may point
+    TEST_PREBUILT_DATA_DIR at a data dir built from the same catalogue: it is copied, not rebuilt (CI never
+    sets it)."""
     data_dir = tmp_path_factory.mktemp("chatrec-data")
+    prebuilt = os.environ.get("TEST_PREBUILT_DATA_DIR")
+    if prebuilt:
+        shutil.copytree(prebuilt, data_dir, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("state.sqlite3*", "history"))
+        return data_dir
     proc = run_cli("recommend", "space adventure", "--k", "3", env={"CHATREC_DATA_DIR": str(data_dir)}, timeout=1800)
     assert proc.returncode == 0, proc.stderr
     assert "Building the index" in proc.stderr or "Built the index" in proc.stderr

@@ -82,13 +82,15 @@ class ChromaIndex:
         return self._get() is not None
 
     def create(self, metadata: Mapping[str, object]) -> None:
-        self._collection = self.client.create_collection(
-            name=self.name, configuration={"hnsw": dict(HNSW)}, metadata=dict(metadata), embedding_function=None,
-        )
+        def create():
+            self._collection = self.client.create_collection(
+                name=self.name, configuration={"hnsw": dict(HNSW)}, metadata=dict(metadata), embedding_function=None)
+
+        self._write(create)
 
     def drop(self) -> None:
         if self._get() is not None:
-            self.client.delete_collection(self.name)
+            self._write(lambda: self.client.delete_collection(self.name))
         self._collection = None
 
     def metadata(self) -> dict:
@@ -100,7 +102,7 @@ class ChromaIndex:
         meta = dict(coll.metadata or {})
         meta.update({k: v for k, v in changes.items() if v is not None})
         # Chroma refuses to modify its own reserved keys; keep ours only.
-        coll.modify(metadata={k: v for k, v in meta.items() if not k.startswith("hnsw:")})
+        self._write(lambda: coll.modify(metadata={k: v for k, v in meta.items() if not k.startswith("hnsw:")}))
 
     def count(self) -> int:
         return self._coll().count()
@@ -124,8 +126,10 @@ class ChromaIndex:
         try:
             fn()
         except ChromaError as exc:
-            # e.g. the disk filled up mid-run: say so instead of a bare InternalError
-            raise StoreError(f"could not write the index {self.name!r} in {self.location}: {db_reason(exc)}") from exc
+            # e.g. the disk filled up mid-run: say so instead of a bare InternalError. Every batch is its own
+            # write, so what was written stays and the collection stays marked "building".
+            raise StoreError(f"could not write the index {self.name!r} in {self.location}: {db_reason(exc)}; "
+                             "the batches written so far are kept: run `chatrec index` again to resume") from exc
 
     def query(self, vector: np.ndarray, n: int, where: Sequence[Condition] = ()) -> list[tuple[str, float]]:
         coll = self._coll()

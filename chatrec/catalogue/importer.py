@@ -15,9 +15,7 @@ never touches an existing index.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 

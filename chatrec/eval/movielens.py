@@ -215,14 +215,14 @@ def use_training_behaviour(recommender, cases: Sequence[Case]) -> None:
     """The collaborative half of B from the histories only: the product's default log (all of
     MovieLens) holds every held-out rating, which would hand each user their own test item."""
     likes = [(str(n), r.item) for n, case in enumerate(cases) for r in case.history if r.rating >= LIKE_THRESHOLD]
-    recommender.behaviour.use_likes("movielens-history-likes", likes)
+    recommender.use_likes("movielens-history-likes", likes)
 
 
 def evaluate_system(recommender, cases: Sequence[Case], k: int = K) -> list[int | None]:
     """Rank of each case's test item in ``recommender.recommend(system_query(case), k)``.
 
     ``recommender`` is a :class:`chatrec.recommend.recommender.Recommender` (anything with the same
-    ``recommend`` works here; :func:`evaluate` also replaces its behaviour's likes). Note: the catalogue's engagement prior saw the held-out ratings too
+    ``recommend`` works here; :func:`evaluate` also calls its ``use_likes``). Note: the catalogue's engagement prior saw the held-out ratings too
     (see the module docstring), so these figures carry a small leak.
     """
     ranks = []

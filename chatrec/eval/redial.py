@@ -276,7 +276,7 @@ def co_mention_pairs(conversations: Iterable[dict]) -> list[tuple[str, str]]:
 def behaviour_logs(items: list[Item], index_of: dict[str, int], rating_likes, co_mentions=()):
     """The two interaction logs over the ReDial catalogue: MovieLens likes of each joined movie, and the
     movies named together in training conversations (``co_mentions``: (conversation id, movie id))."""
-    from chatrec.behaviour import log_for
+    from chatrec.recommend.behaviour import log_for
 
     joined: dict[str, list[int]] = {}
     for it in items:

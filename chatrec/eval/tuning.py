@@ -162,6 +162,15 @@ class Tuner:
         self._queries: dict[tuple, object] = {}
         self.cases = [(self.fold[n], c) for n, conv in enumerate(conversations) for c in cases(conv, True)]
 
+    @classmethod
+    def for_setup(cls, setup, settings, conversations: list[dict], k: int = 5,
+                  progress: Callable[[str], None] = lambda _: None) -> "Tuner":
+        """A tuner over a ReDial setup (``chatrec.eval.redial.setup``) with the settings' interaction log."""
+        from chatrec.eval.redial import rating_likes
+
+        return cls(setup.recommender, setup.extractor, conversations, setup.movies, setup.items,
+                   rating_likes(settings), k=k, progress=progress, context_seed=settings.context_seed)
+
     # -- behaviour without one fold ---------------------------------------------------------------
     def use_fold_behaviour(self, g: int | None, variant: Variant) -> None:
         """Everyone's behaviour as the product would have it had it never seen fold ``g`` (None: all
@@ -252,14 +261,11 @@ def run_tuning(setup, settings, conversations: list[dict], folds: int, ablation:
     with ``ablation``, and with ``save_to`` the weights fitted on all folds, saved for the ReDial collection."""
     from datetime import datetime, timezone
 
-    from chatrec.eval.redial import rating_likes
     from chatrec.settings import save_tuned
 
     t0 = time.perf_counter()
-    rec = setup.recommender
     base = settings.weights()
-    tuner = Tuner(rec, setup.extractor, conversations, setup.movies, setup.items, rating_likes(settings), k=folds,
-                  progress=progress, context_seed=settings.context_seed)
+    tuner = Tuner.for_setup(setup, settings, conversations, folds, progress)
     full = Variant("tuned: mention prior + MovieLens + co-mentions + earlier picks as context")
     prepared = tuner.prepare(full)
     rows = []

@@ -223,6 +223,7 @@ class Explainer:
                                                                max_tokens=self.max_tokens)):
                     pieces.append(piece)
             except LLMError as exc:
+                log.warning("explanation failed, using the template: %s", exc)
                 outcome.fallback_reason = f"LLM failed: {exc}"
                 outcome.withdrawn = True
                 for n, rec in enumerate(recs, 1):

@@ -37,11 +37,19 @@ class Recommender:
     def __init__(self, catalogue: Catalogue, index: VectorIndex, embedder: Embedder, weights: scoring.Weights,
                  behaviour: BehaviourModel | None = None, candidates: int = 200, filter_disliked: bool = False):
         self.catalogue = catalogue
-        self.weights = weights
         self.filter_disliked = filter_disliked
         self.behaviour = behaviour or BehaviourModel(catalogue)
         self.retriever = Retriever(catalogue, index, embedder, self.behaviour, candidates)
         self.ranker = Ranker(catalogue, self.behaviour, weights)
+
+    @property
+    def weights(self) -> scoring.Weights:
+        """The weights the fused score is computed with (one object: the ranker's)."""
+        return self.ranker.weights
+
+    @weights.setter
+    def weights(self, weights: scoring.Weights) -> None:
+        self.ranker.weights = weights
 
     # -- the path ---------------------------------------------------------------------------------
     def recommend(self, query: Query, k: int = 10, filter_disliked: bool | None = None,
@@ -78,6 +86,12 @@ class Recommender:
         return self.ranker.features(query, cands.rows if pool is None else pool, cands.vector, cands.collab,
                                     cands.masks)
 
+    def meeting(self, constraints) -> int:
+        """How many items of the catalogue meet every one of ``constraints``."""
+        if not constraints:
+            return self.catalogue.n
+        return int(np.logical_and.reduce(constraints.masks(self.catalogue)).sum())
+
     # -- pieces the engine and the evaluations ask for ------------------------------------------
     def user_vector(self, query: Query, unknown_like: Iterable[str] = ()) -> np.ndarray | None:
         return self.retriever.user_vector(query, unknown_like)
@@ -92,6 +106,10 @@ class Recommender:
         seeds = {i: w for i, w in query.context_items.items() if w > 0}
         seeds.update({i: w for i, w in query.liked_items.items() if w > 0})
         return self.behaviour.collaborative(seeds)
+
+    def use_likes(self, name: str, likes: Iterable[tuple[str, str]]) -> None:
+        """Everyone's behaviour from these (user, item id) likes (an evaluation passes its training part)."""
+        self.behaviour.use_likes(name, likes)
 
     def pool(self, rows: Sequence[int]) -> Pool:
         return self.ranker.pool(rows)

@@ -30,7 +30,7 @@ from chatrec.builders.movielens import (
     trusted_enriched,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 # --------------------------------------------------------------------------- titles

@@ -272,10 +272,10 @@ def test_chats_and_writers_share_one_data_dir(default_data_dir, tmp_path):
 
 READER = r'''
 import sys
-from chatrec.engine import ChatEngine
+from chatrec.app import App
 from chatrec.settings import Settings
 
-engine = ChatEngine(Settings(llm="none"))
+engine = App(Settings(llm="none")).engine
 session = engine.session("reader")
 print("READY", flush=True)
 topics = ("a space adventure", "something funny", "scary ghosts", "a western", "a love story")

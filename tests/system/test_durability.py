@@ -31,12 +31,12 @@ pytestmark = pytest.mark.slow
 # returned: "ACK {json}". Stops by itself after MAX events (the test kills it long before).
 DRIVER = r'''
 import json, sys
-from chatrec.engine import ChatEngine
+from chatrec.app import App
 from chatrec.settings import Settings
 
 MAX = int(sys.argv[1])
 users = sys.argv[2:]
-engine = ChatEngine(Settings(llm="none"))
+engine = App(Settings(llm="none")).engine
 sessions = [engine.session(u) for u in users]
 for s in sessions:
     engine.turn(s, "a space adventure").text()
@@ -176,21 +176,16 @@ def test_kill_9_during_a_feedback_burst_loses_nothing_acknowledged(default_data_
 INSPECT = r'''
 import json, sys
 import numpy as np
-from chatrec.store import ItemStore
-store = ItemStore(sys.argv[1], sys.argv[2])
-coll = store._get_collection()
-ids, offset = [], 0
-while True:
-    page = coll.get(include=[], limit=2000, offset=offset)
-    ids += page["ids"]
-    if len(page["ids"]) < 2000:
-        break
-    offset += 2000
+from chatrec.adapters.chroma import ChromaIndex
+index = ChromaIndex(sys.argv[2], sys.argv[1])
+rows = [(i, v) for ids, vectors, _ in index.scan(include_vectors=True) for i, v in zip(ids, vectors)]
+ids = [i for i, _ in rows]
 # every vector is in the ANN index too: each sampled item is its own nearest neighbour
-sample = coll.get(ids=sorted(ids)[:: max(1, len(ids) // 40)], include=["embeddings"])
-hits = sum(store.query(np.asarray(v), 1)[0][0] == i for i, v in zip(sample["ids"], sample["embeddings"]))
-print(json.dumps({"ids": ids, "info": {k: v for k, v in store.info().items() if k != "source"},
-                  "self_hits": hits, "sampled": len(sample["ids"])}))
+sample = sorted(rows)[:: max(1, len(rows) // 40)]
+hits = sum(index.query(np.asarray(v), 1)[0][0] == i for i, v in sample)
+info = {"collection": index.name, "exists": True, "count": index.count(), **index.metadata()}
+print(json.dumps({"ids": ids, "info": {k: v for k, v in info.items() if k != "source"},
+                  "self_hits": hits, "sampled": len(sample)}))
 '''
 
 

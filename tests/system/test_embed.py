@@ -19,7 +19,7 @@ TEXTS = [
 
 def test_default_backend_is_onnx_with_sentence_transformers_vectors(embedder):
     assert embedder.backend == "onnx"
-    reference = Embedder(backend="torch")
+    reference = SentenceEmbedder(backend="torch")
     got, want = embedder.encode(TEXTS), reference.encode(TEXTS)
     assert got.shape == want.shape == (len(TEXTS), 384)
     assert np.min(np.sum(got * want, axis=1)) > 0.9999
@@ -40,7 +40,7 @@ def test_export_is_cached_and_reused_without_pytorch(tmp_path, embedder):
 def test_long_text_is_truncated_like_sentence_transformers(embedder):
     long_text = "space " * 2000
     got = embedder.encode([long_text])
-    want = Embedder(backend="torch").encode([long_text])
+    want = SentenceEmbedder(backend="torch").encode([long_text])
     assert float(got[0] @ want[0]) > 0.9999
 
 
@@ -58,15 +58,15 @@ def test_unsupported_model_falls_back_to_pytorch(tmp_path):
     model = _model_copy(tmp_path, {"pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True})
     with pytest.raises(embed_onnx.Unsupported, match="pooling"):
         embed_onnx.describe(model)
-    auto = Embedder(model, cache_dir=tmp_path / "cache")
+    auto = SentenceEmbedder(model, cache_dir=tmp_path / "cache")
     assert auto.backend == "torch"
     assert auto.encode(["hello"]).shape == (1, 384)
-    forced = Embedder(model, backend="onnx", cache_dir=tmp_path / "cache")
+    forced = SentenceEmbedder(model, backend="onnx", cache_dir=tmp_path / "cache")
     with pytest.raises(EmbedderError, match="ONNX"):
         forced.encode(["hello"])
 
 
 def test_int8_has_its_own_model_name_and_unknown_backend_is_refused():
-    assert Embedder(backend="onnx-int8").name.endswith("+int8")
+    assert SentenceEmbedder(backend="onnx-int8").name.endswith("+int8")
     with pytest.raises(EmbedderError, match="unknown embedding backend"):
-        Embedder(backend="cuda")
+        SentenceEmbedder(backend="cuda")

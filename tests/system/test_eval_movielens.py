@@ -15,7 +15,7 @@ from chatrec.builders import ratings as builder
 from chatrec.eval import movielens as ml
 from chatrec.eval.movielens import Case, Rating
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RATINGS_GZ = ROOT / "data" / "ratings.csv.gz"
 
 
@@ -188,7 +188,7 @@ def test_split_metrics_and_baselines_import_no_store_model_or_llm():
         "import sys; from chatrec.eval import movielens as m\n"
         "c = m.leave_last_out([(1,'1',4.0,1),(1,'2',4.0,2),(2,'1',4.0,1),(2,'3',4.0,2)])\n"
         "m.summarize([m.rank_of(t, x.test) for t, x in zip(m.item_knn_topk(c, c), c)]); m.popularity_topk(c, c)\n"
-        "heavy = ('chromadb', 'torch', 'sentence_transformers', 'llama_cpp', 'langchain_core', 'openai', 'chatrec.store')\n"
+        "heavy = ('chromadb', 'torch', 'sentence_transformers', 'llama_cpp', 'langchain_core', 'openai', 'chatrec.adapters', 'chatrec.app')\n"
         "print([k for k in sys.modules if k.startswith(heavy)])\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -199,10 +199,9 @@ def test_split_metrics_and_baselines_import_no_store_model_or_llm():
 # -- the real recommender ---------------------------------------------------------------------
 @pytest.mark.slow
 def test_evaluate_on_the_default_index(default_data_dir):
-    from chatrec.recommender import Recommender
-    from chatrec.settings import Settings
+    from conftest import make_app
 
-    out = ml.evaluate(Recommender(Settings(data_dir=default_data_dir, llm="none")), RATINGS_GZ, limit=60)
+    out = ml.evaluate(make_app(default_data_dir).recommender, RATINGS_GZ, limit=60)
     assert out["n_users"] == 60
     figures = [out, *out["baselines"].values()]
     for f in figures:

@@ -42,7 +42,8 @@ def test_the_recommenders_earlier_picks_seed_later_cases():
     weight) unless the seeker liked or disliked them; the seeker's own titles go to the profile."""
     from types import SimpleNamespace
 
-    from chatrec.llm.extract import Extractor, RuleExtractor, Vocabulary
+    from chatrec.llm.extract import Extractor
+    from chatrec.reading.rules import RuleExtractor, Vocabulary
     from chatrec.reading.titles import TitleIndex
 
     titles = TitleIndex([("10", "Alien", 1979, 0.9, ()), ("20", "Heat", 1995, 0.9, ()), ("30", "Up", 2009, 0.9, ()),
@@ -60,8 +61,8 @@ def test_the_recommenders_earlier_picks_seed_later_cases():
         ],
     }
     extractor = Extractor(RuleExtractor(Vocabulary({}, titles)))
-    rec = SimpleNamespace(settings=SimpleNamespace(context_seed=0.5), genres_of=lambda ids: {})
-    ranker = redial.ProductRanker(rec, extractor, fresh_only=True)
+    rec = SimpleNamespace(genres_of=lambda ids: {})
+    ranker = redial.ProductRanker(rec, extractor, fresh_only=True, context_seed=0.5)
     opening, first, second = (ranker.query(c) for c in redial.cases(conv, True))
     assert opening.context_items == {}
     assert first.context_items == {"10": 0.5} and "20" in first.exclude_ids
@@ -153,7 +154,7 @@ def test_movie_names_parse_with_double_spaces():
 def test_sentiment_pairs_read_the_seekers_words():
     class Fake:
         def extract(self, text, history=()):
-            from chatrec.llm.extract import MentionedItem, Preferences
+            from chatrec.core.preferences import MentionedItem, Preferences
 
             items = [MentionedItem(title="Alien", id="10", sentiment=0.8),
                      MentionedItem(title="Heat", id="20", sentiment=-0.7)]

@@ -15,15 +15,13 @@ import sys
 
 import pytest
 
-from chatrec.engine import MAX_MESSAGE_CHARS, ChatEngine
+from chatrec.app import App
+from chatrec.core.preferences import Preferences
+from chatrec.engine import MAX_MESSAGE_CHARS
 from chatrec.llm.backends import LocalBackend
-from chatrec.llm.extract import Preferences
 from chatrec.llm.prompts import load_prompt
-from chatrec.recommender import Recommender
 from chatrec.settings import Settings
-from chatrec.adapters.sqlite_state import SqliteState
-from chatrec.store import ItemStore
-from conftest import ROOT, private_data_dir
+from conftest import ROOT, make_app, private_data_dir
 
 pytestmark = pytest.mark.slow
 
@@ -50,13 +48,6 @@ def assert_no_prompt_leak(text: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def recommender(default_data_dir):
-    rec = Recommender(Settings(data_dir=default_data_dir, llm="none"))
-    rec.catalogue  # noqa: B018
-    return rec
-
-
-@pytest.fixture(scope="module")
 def local():
     return LocalBackend(max_tokens=60)
 
@@ -67,7 +58,7 @@ def check_turn(engine, session, text):
     if reply.preferences is not None:
         Preferences.model_validate(reply.preferences)
     listed = {r.item.title for r in reply.recommendations}
-    problem = engine.explainer.check(final, reply.recommendations) if engine.backend else None
+    problem = engine.explainer.check(final, reply.recommendations) if engine.explains_with_model else None
     assert problem is None, (problem, final)  # what the user sees names only listed items
     assert_no_prompt_leak(reply.header + "\n" + final + "\n" + "\n".join(reply.notes))
     return reply, final, listed
@@ -86,8 +77,8 @@ HOSTILE = {
 
 
 @pytest.mark.timeout(240)
-def test_hostile_messages_without_an_llm(recommender, tmp_path):
-    engine = ChatEngine(recommender.settings, recommender, None, SqliteState(tmp_path / "state.sqlite3"))
+def test_hostile_messages_without_an_llm(default_data_dir, tmp_path):
+    engine = make_app(default_data_dir, state_path=tmp_path / "state.sqlite3").engine
     session = engine.session("hostile")
     for name, text in HOSTILE.items():
         reply, final, _ = check_turn(engine, session, text)
@@ -113,14 +104,14 @@ INJECTIONS = [
 
 
 @pytest.mark.timeout(600)
-def test_prompt_injection_in_messages_with_the_local_model(recommender, local, tmp_path):
-    settings = recommender.settings.model_copy(update={"extractor": "union"})  # the LLM reads every message
-    engine = ChatEngine(settings, recommender, local, SqliteState(tmp_path / "state.sqlite3"))
+def test_prompt_injection_in_messages_with_the_local_model(default_data_dir, local, tmp_path):
+    # the LLM reads every message
+    engine = make_app(default_data_dir, model=local, state_path=tmp_path / "state.sqlite3", extractor="union").engine
     withdrawn = 0
     for n, text in enumerate(INJECTIONS):
         session = engine.session(f"inj{n}")  # fresh history: each attack on its own
         reply, final, listed = check_turn(engine, session, text)
-        withdrawn += engine.explainer.last_fallback_reason is not None
+        withdrawn += reply.outcome.withdrawn
         if "Titanic" not in listed:
             assert "Titanic" not in final
     print(f"injection attempts: {len(INJECTIONS)}, explanations withdrawn: {withdrawn}")
@@ -141,11 +132,12 @@ def test_prompt_injection_planted_in_a_catalogue_item(movie_records, embedder, l
                     "text": "A desert road in the Mojave."})
     path = tmp_path / "planted.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    from chatrec.adapters.sqlite_state import SqliteState
+
     settings = Settings(data_dir=tmp_path / "data", llm="local", extractor="union", collection="planted")
-    store = ItemStore(settings.data_dir, "planted", embedder=embedder)
-    rec = Recommender(settings, store=store)
-    rec.index_file(path)
-    engine = ChatEngine(settings, rec, local, SqliteState(tmp_path / "state.sqlite3"))
+    app = App(settings, "planted", embedder=embedder, model=local, state=SqliteState(tmp_path / "state.sqlite3"))
+    app.index_file(path)
+    engine = app.engine
     hits = 0
     for n, text in enumerate(["a heist comedy about night guards", "more like Night Owls"]):
         session = engine.session(f"p{n}")

@@ -10,11 +10,7 @@ import time
 
 import pytest
 
-from chatrec.engine import ChatEngine
 from chatrec.llm.backends import LocalBackend, OpenAIBackend, default_gguf
-from chatrec.recommender import Recommender
-from chatrec.settings import Settings
-from chatrec.adapters.sqlite_state import SqliteState
 from conftest import private_data_dir, run_cli, running_llama_server
 from fake_openai import FaultServer
 
@@ -36,14 +32,13 @@ def fault_server():
 
 @pytest.fixture(scope="module")
 def recommender(default_data_dir):
-    rec = Recommender(Settings(data_dir=default_data_dir, llm="none"))
-    rec.catalogue  # noqa: B018
-    return rec
+    return default_data_dir  # the engines below are built over this data dir
 
 
-def engine_with(recommender, backend, tmp_path, extractor="union"):
-    settings = recommender.settings.model_copy(update={"extractor": extractor})
-    return ChatEngine(settings, recommender, backend, SqliteState(tmp_path / "state.sqlite3"))
+def engine_with(data_dir, backend, tmp_path, extractor="union"):
+    from conftest import make_app
+
+    return make_app(data_dir, model=backend, state_path=tmp_path / "state.sqlite3", extractor=extractor).engine
 
 
 def answered(engine, text):
@@ -71,7 +66,7 @@ def test_truncated_json_and_a_cut_stream_still_answer_the_turn(recommender, faul
     assert prefs["liked_tags"] == ["horror"] and prefs["disliked_tags"] == ["comedy"]  # the rules
     assert any("LLM unavailable" in n and "JSON" in n for n in reply.notes)  # the user is told
     # A stream cut mid-sentence (no finish_reason, no [DONE]) must not stand as the explanation.
-    assert "stopped before the model finished" in (engine.explainer.last_fallback_reason or ""), text
+    assert "stopped before the model finished" in (reply.outcome.fallback_reason or ""), text
     assert text.startswith("1. ") and "score" in text
     # truncated JSON is not a transient fault: one extraction request, one stream, no retries
     assert len(server.requests) == 2, [bool(r.get("stream")) for r in server.requests]
@@ -100,7 +95,7 @@ def test_local_model_context_overflow_is_trimmed_not_fatal(recommender, tmp_path
     assert len(calls) == 2 and all(n < 512 for n in calls), calls  # extraction + explanation
     assert not any("exceed" in n or "context" in n for n in reply.notes), reply.notes
     assert "comedy" in reply.preferences["liked_tags"] and "horror" in reply.preferences["disliked_tags"]
-    reason = engine.explainer.last_fallback_reason or ""
+    reason = reply.outcome.fallback_reason or ""
     assert "LLM failed" not in reason, reason  # the model answered; its text may still fail the check
 
 
@@ -125,7 +120,7 @@ def test_hosted_context_overflow(recommender, small_window_server, tmp_path, mon
     engine = engine_with(recommender, right, tmp_path / "b")
     reply, text = answered(engine, LONG)
     assert not any("LLM unavailable" in n for n in reply.notes), reply.notes
-    assert "LLM failed" not in (engine.explainer.last_fallback_reason or "")
+    assert "LLM failed" not in (reply.outcome.fallback_reason or "")
 
 
 # -- missing / corrupt model file ------------------------------------------------------------------

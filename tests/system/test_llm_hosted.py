@@ -13,7 +13,8 @@ import pytest
 from chatrec.core.items import Item
 from chatrec.llm.backends import CUT_MARK, OpenAIBackend
 from chatrec.llm.explain import Explainer
-from chatrec.llm.extract import Extractor, LLMExtractor, RuleExtractor
+from chatrec.llm.extract import Extractor, LLMExtractor
+from chatrec.reading.rules import RuleExtractor
 from chatrec.core.scoring import Breakdown
 from conftest import free_port, run_cli, running_llama_server
 from fake_openai import FaultServer
@@ -68,7 +69,7 @@ def test_explanation_streams_through_the_openai_backend(llama_server, no_key):
     cut = list(backend.stream([("user", "Describe three famous films in detail.")], max_tokens=5))
     assert cut[-1] == CUT_MARK and "".join(cut[:-1]).strip()  # the budget ended it, and the answer says so
     explainer = Explainer(backend)
-    text = explainer.explain(_recs(), "something funny")
+    text = explainer.explain_text(_recs(), "something funny")
     assert text.strip()
     assert explainer.last_first_token_s is not None
     if explainer.last_fallback_reason is None:  # the model's own words passed the check
@@ -125,7 +126,7 @@ def _turn(backend, caplog):
     assert prefs.liked_tags == ["horror"] and prefs.disliked_tags == ["comedy"]
     assert any("LLM unavailable" in n for n in prefs.notes)
     explainer = Explainer(backend)
-    text = explainer.explain(_recs(), "a scary movie")
+    text = explainer.explain_text(_recs(), "a scary movie")
     assert text.startswith("1. Toy Story (1995):") and "score" in text  # the template
     assert explainer.last_fallback_reason
     return prefs, explainer

@@ -6,7 +6,8 @@ import pytest
 
 from chatrec.llm.backends import CUT_MARK, LLMError, LocalBackend, default_gguf
 from chatrec.llm.explain import Explainer
-from chatrec.llm.extract import Extractor, LLMExtractor, RuleExtractor, answer_schema
+from chatrec.llm.extract import Extractor, LLMExtractor, answer_schema
+from chatrec.reading.rules import RuleExtractor
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +89,7 @@ def test_real_explanation_is_checked(local):
     recs = [Recommendation(Item(id="1", title="Alien", year=1979, genres=("Horror", "Sci-Fi")),
                            Breakdown(0.9, 0.8, 1.0, 0.0, 0.89, ("sci-fi",)))]
     ex = Explainer(local)
-    text = ex.explain(recs, "scary space movie")
+    text = ex.explain_text(recs, "scary space movie")
     assert text.strip()
     assert ex.last_first_token_s is not None
     # whatever the model said, what we show passed the check or is the template
@@ -98,20 +99,18 @@ def test_real_explanation_is_checked(local):
 def test_real_explanations_of_real_picks_state_only_their_facts(local, default_data_dir):
     """The bundled model often copies one pick's genres or claims onto the next (a 36-request probe:
     15 of 23 kept answers needed a line corrected); what is shown never states a fact the pick lacks."""
-    from chatrec.llm.extract import build_extractor
-    from chatrec.recommender import Query, Recommender
-    from chatrec.settings import Settings
+    from chatrec.recommend.query import Query
+    from conftest import make_app
 
-    settings = Settings(data_dir=default_data_dir, llm="none")
-    rec = Recommender(settings)
-    extractor = build_extractor(settings, rec.catalogue, None, rec.store.embedder)
-    ex = Explainer(local, extractor.rules.vocabulary.titles)
+    app = make_app(default_data_dir)
+    rec, extractor = app.recommender, app.extractor
+    ex = Explainer(local, app.vocabulary.titles)
     corrected = 0
     for request in ("more like Alien", "something funny like a western", "something scary like a crime drama",
                     "something funny like a space adventure", "something scary like a courtroom drama",
                     "animated movie for kids", "something funny like a heist", "a sad drama about family"):
         recs = rec.recommend(Query.from_preferences(extractor.extract(request), request, {}, {}), k=5).items
-        text = ex.explain(recs, request)
+        text = ex.explain_text(recs, request)
         assert ex.check(text, recs) is None, (request, text)
         corrected += bool(ex.last_repairs)
         if ex.last_fallback_reason is None:  # the model's answer, corrected where needed: a line per top pick

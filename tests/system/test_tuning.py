@@ -51,15 +51,15 @@ def test_tune_cross_validates_saves_and_eval_uses_the_weights(default_data_dir, 
 def test_fast_grid_scoring_matches_the_product_ranking(default_data_dir, tmp_path):
     """The tuner scores many weight settings by one matrix product; it must agree with the product's
     own choose() (top-50 membership exactly, rank up to the order of equal scores)."""
-    from chatrec.recommend.behaviour import read_interactions
     from chatrec.eval import redial
-    from chatrec.settings import Settings
+    from conftest import make_app
 
-    settings = Settings(data_dir=private_data_dir(default_data_dir, tmp_path / "d"), llm="none", use_tuned=False)
-    movies = redial.load_movies(REDIAL_MOVIES)
-    rec, extractor, _, items = redial.setup(settings, movies, "test")
+    base_app = make_app(private_data_dir(default_data_dir, tmp_path / "d"), use_tuned=False)
+    setup = redial.setup(base_app, REDIAL_MOVIES)
     convs = redial.load_conversations(REDIAL_CONVERSATIONS, 16)
-    tuner = tuning.Tuner(rec, extractor, convs, movies, items, read_interactions(settings.interactions), k=2)
+    settings = base_app.settings
+    tuner = tuning.Tuner(setup.recommender, setup.extractor, convs, setup.movies, setup.items,
+                         redial.rating_likes(settings), k=2)
     prepared = [p for f in tuner.prepare(tuning.Variant("all")) for p in f.prepared]
     base = settings.weights()
     points = [{"w_similarity": a, "w_behaviour": b, "w_content": c, "collaborative": beta, "mmr_lambda": 1.0}
