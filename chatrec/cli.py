@@ -333,19 +333,32 @@ def eval_requests(
     cases: Annotated[Path, typer.Option("--cases", help="JSONL requests with checkable constraints "
                                         "(genres_any/all/none, year_min/max, cast_any, director_any, ...).")],
     k: Annotated[int, typer.Option("--k", min=1, max=50, help="How many picks are checked.")] = 5,
+    llm: LLMChoice = None,
+    mode: Annotated[
+        Optional[str], typer.Option(help="rules | llm | union | fill | auto: who reads the requests "
+                                    "(default: CHATREC_EXTRACTOR; llm and union need --llm).")
+    ] = None,
     show_errors: Annotated[bool, typer.Option(help="Include the requests whose picks missed a check.")] = False,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Do the top picks meet what was asked (people, years, genres, runtime)? Each case through `recommend`."""
     from chatrec.eval.requests import RequestCaseError, evaluate, load_cases
 
-    settings = _settings("none")
+    overrides = {}
+    if mode is not None:
+        if mode not in ("rules", "llm", "union", "fill", "auto"):
+            raise UserError(f"--mode must be rules, llm, union, fill or auto, not {mode!r}")
+        overrides["extractor"] = mode
+    settings = _settings(llm if llm is not None else "none", **overrides)
     try:
         labelled = load_cases(cases)
     except (OSError, RequestCaseError) as exc:
         raise UserError(str(exc)) from None
     application = _app(settings, quiet=json_)
+    if settings.llm != "none":
+        application.load_model(required=True)
     result = evaluate(application.one_shot, labelled, k=k)
+    result["reader"] = application.extractor.mode if application.extractor.llm is not None else "rules"
     if not show_errors:
         result.pop("errors")
     _report(result, json_)

@@ -27,6 +27,7 @@ from chatrec.core.constraints import Constraints, Genres
 from chatrec.core.items import tag_key
 from chatrec.core.preferences import Preferences
 from chatrec.core.profile import Profile
+from chatrec.reading.lexicon import genre_mentions
 from chatrec.llm.explain import ExplainContext, Explanation, Line, Outcome, reason
 from chatrec.ports import StateStore
 from chatrec.recommend.query import CONTEXT_ITEMS, Query, context_seeds
@@ -378,8 +379,13 @@ class ChatEngine:
         """What is in force, for the user to check and correct: "comedy · with Tom Hanks · 1990–1999"."""
         parts = list(p.constraints.labels)
         said = {word for label in parts for word in label.lower().split(" or ")}
+
+        def shown(tag: str) -> bool:  # said already, or a cue word of a genre said ("funny" for comedy)
+            return tag in said or f"not {tag}" in said or any(
+                g.lower() in said for _, g, _, _ in genre_mentions(tag))
+
         likes = [t for t, w in sorted(p.liked_tags.items(), key=lambda kv: -kv[1])[:4] if w >= prof.Decay().focus
-                 and t not in said and f"not {t}" not in said]
+                 and not shown(t)]
         parts += likes
         avoid = [t for t, _ in sorted(p.disliked_tags.items(), key=lambda kv: -kv[1])[:3] if f"not {t}" not in said]
         if avoid:
