@@ -146,7 +146,7 @@ class App:
         cat = self.catalogue
         years = [None if y != y else int(y) for y in cat.years.tolist()]  # NaN: no year
         titles = TitleIndex(zip(cat.ids, cat.titles, years, cat.engagement.tolist(), cat.akas))
-        return Vocabulary(cat.tag_counts, titles, PeopleIndex(cat.credits()), cat.latest_year, frozenset(cat.genre_names))
+        return Vocabulary(cat.tag_counts, titles, PeopleIndex(counts=cat.credit_counts()), cat.latest_year, frozenset(cat.genre_names))
 
     @cached_property
     def extractor(self):
@@ -156,7 +156,8 @@ class App:
         s = self.settings
         model = self.model if s.extractor in ("llm", "union", "fill") else None
         rules = RuleExtractor(self.vocabulary, self.embedder.encode)
-        return Extractor(rules, LLMExtractor(model) if model is not None else None, s.extractor)
+        return Extractor(rules, LLMExtractor(model) if model is not None else None, s.extractor,
+                         self.vocabulary.people)
 
     @cached_property
     def explainer(self):

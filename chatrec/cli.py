@@ -236,14 +236,25 @@ def bench(
     n: Annotated[int, typer.Option(min=5, help="Queries per measurement.")] = 200,
     llm: LLMChoice = None,
     llm_calls: Annotated[int, typer.Option(min=3, help="Calls per LLM measurement (with --llm).")] = 20,
+    items: Annotated[Optional[int], typer.Option("--items", min=1000, max=5_000_000, help="Measure a synthetic "
+                                                 "catalogue of this many items made from the real one (built once "
+                                                 "under CHATREC_DATA_DIR, reused after).")] = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Print speed figures (percentiles over many calls, in one process, with the floors beside them).
-    With --llm local|openai, also the LLM figures (extraction, first explanation line, whole turns)."""
+    With --llm local|openai, also the LLM figures (extraction, first explanation line, whole turns).
+    With --items N, the product at N items (chatrec/bench_scale.py says how the catalogue is made)."""
     from chatrec.bench import run
 
     settings = _settings(llm)
     application = _app(settings, quiet=json_)
+    if items is not None:
+        from chatrec.bench_scale import run as run_scale
+
+        _, update = _progress(f"Building a {items:,}-item catalogue (first run)", json_)
+        figures = run_scale(application, items, progress=update)
+        _print_json(figures) if json_ else [out.print(f"{k:40} {v}") for k, v in figures.items()]
+        return
     try:
         figures = run(application, n=n, llm_calls=llm_calls if llm not in (None, "none") else 0)
     except Exception as exc:

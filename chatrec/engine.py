@@ -345,8 +345,9 @@ class ChatEngine:
             self.state.save_profile(session.user_id, session.profile)
             session.earlier = set()
             self._rank(session, fresh=True)
-            return Reply("rerank", f"Removed {removed!r} from your profile. Updated picks:", list(session.shown),
-                         understood=self.understood(session.profile))
+            understood = self.understood(session.profile)
+            header = f"Removed {removed!r} from your profile. Updated picks" + (f" ({understood})" if understood else "")
+            return Reply("rerank", header + ":", list(session.shown), understood=understood)
 
     def remove_tag(self, session: Session, tag: str) -> Reply:
         return self.remove(session, tag)

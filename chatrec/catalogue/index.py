@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 #: 2: year, runtime, genres and people are item metadata (for filters); an older index gets them added
 SCHEMA = 2
 PAGE = 2000
+#: above this many items the index holds vectors and filterable fields only: the records (and the texts Chroma
+#: would otherwise index for full-text search) would cost a gigabyte of SQLite at a million items; the columns
+#: are written to the cache at index time instead, and a lost cache means `chatrec index SOURCE` again
+RECORDS_LIMIT = 200_000
 
 
 @dataclass
@@ -63,9 +67,11 @@ def fingerprint_of(pairs: Sequence[tuple[str, str]]) -> str:
     return h.hexdigest()[:24]
 
 
-def item_metadata(item: Item, digest: str) -> dict:
+def item_metadata(item: Item, digest: str, record: bool = True) -> dict:
     """What the index stores beside an item's vector: its hash, its record, and the filterable fields."""
-    meta: dict = {"hash": digest, "title": item.title, "record": json.dumps(item.to_record(), ensure_ascii=False)}
+    meta: dict = {"hash": digest, "title": item.title}
+    if record:
+        meta["record"] = json.dumps(item.to_record(), ensure_ascii=False)
     if item.year is not None:
         meta["year"] = int(item.year)
     if item.runtime:
@@ -143,13 +149,16 @@ class CatalogueIndex:
         todo.sort(key=lambda item: len(item.embedding_text()))
         stale = sorted(set(existing) - set(hashes))
         old_schema = int(meta.get("chatrec_schema", 1)) < SCHEMA
+        slim = len(items) > RECORDS_LIMIT
+        fresh_vectors: dict[str, np.ndarray] = {}
         if todo or stale or old_schema:
             self.index.update_metadata(state="building")
         if old_schema:  # unchanged items still need the filterable fields of this schema
             kept = [item for item in items if existing.get(item.id) == hashes[item.id]]
             for start in range(0, len(kept), PAGE):
                 batch = kept[start:start + PAGE]
-                self.index.update([it.id for it in batch], [item_metadata(it, hashes[it.id]) for it in batch])
+                self.index.update([it.id for it in batch],
+                                  [item_metadata(it, hashes[it.id], not slim) for it in batch])
         embed_seconds, done = 0.0, 0
         if progress:
             progress(0, len(todo))
@@ -160,22 +169,42 @@ class CatalogueIndex:
             batch_vectors = encode(batch)
             embed_seconds += time.perf_counter() - t0
             self.index.upsert([it.id for it in batch], batch_vectors,
-                              [item_metadata(it, hashes[it.id]) for it in batch],
-                              [it.embedding_text() for it in batch])
+                              [item_metadata(it, hashes[it.id], not slim) for it in batch],
+                              None if slim else [it.embedding_text() for it in batch])
+            if slim:
+                fresh_vectors.update(zip((it.id for it in batch), np.asarray(batch_vectors, dtype=np.float32)))
             done += len(batch)
             if progress:
                 progress(done, len(todo))
         if stale:
             self.index.delete(stale)
         fp = fingerprint_of(list(hashes.items()))
+        if slim:  # the index holds no records: the columns go to the cache now, from the items in hand
+            self._save_slim(items, fresh_vectors, fp)
         if todo or stale or old_schema or meta.get("state") != "ready" or meta.get("fingerprint") != fp:
             self.index.update_metadata(
                 state="ready", fingerprint=fp, count=len(hashes), source=source, chatrec_schema=SCHEMA,
                 dimension=meta.get("dimension") or self.embedder.dimension, embedding_model=self.embedder.name,
+                records=not slim,
             )
         self._catalogue = None
         return IndexReport(self.name, len(items), len(todo), len(items) - len(todo), len(stale),
                            time.perf_counter() - started, embed_seconds)
+
+    def _save_slim(self, items: Sequence[Item], fresh: dict[str, np.ndarray], fp: str) -> None:
+        """The columns of a catalogue too large to keep its records in the index, written to the cache."""
+        folder = self._cache_folder(fp)
+        if folder is None:
+            raise StoreError(f"{len(items):,} items need a cache folder for their columns (a data dir)")
+        if folder.is_dir():
+            return
+        missing = {it.id for it in items} - set(fresh)
+        if missing:  # unchanged items of an incremental run: their vectors come from the index
+            for ids, vectors, _ in self.index.scan(include_vectors=True):
+                fresh.update((i, v) for i, v in zip(ids, vectors) if i in missing)
+        order = sorted(items, key=lambda it: _id_sort_key(it.id))
+        matrix = np.vstack([fresh[it.id] for it in order])
+        self._save_cache(folder, Catalogue.from_items(order, matrix, fp))
 
     def _hashes(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -204,6 +233,9 @@ class CatalogueIndex:
                 return self._catalogue
             except Exception as exc:  # a damaged cache is only a cache: rebuild it
                 log.warning("ignoring unreadable cache %s: %s", folder, exc)
+        if meta.get("records") is False:
+            raise StoreError(f"the index {self.name!r} keeps no item records (it has over {RECORDS_LIMIT:,} items) and "
+                             f"its cached columns are gone: run `chatrec index {meta.get('source') or 'PATH'}` again")
         self._catalogue = self._from_index(fp)
         if folder is not None:
             self._save_cache(folder, self._catalogue)

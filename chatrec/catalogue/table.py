@@ -59,6 +59,7 @@ class Catalogue:
         self.titles = titles if titles is not None else [records.item(r).title for r in range(self.n)]
         self.akas = akas if akas is not None else [list(records.item(r).aka) for r in range(self.n)]
         self._items: OrderedDict[int, Item] = OrderedDict()
+        self._tag_rows: dict[tuple[str, int | None], np.ndarray] = {}
 
     # -- building -------------------------------------------------------------------------------
     @classmethod
@@ -210,14 +211,27 @@ class Catalogue:
         return vec
 
     def rows_with_tag(self, tag: str, limit: int | None = None) -> np.ndarray:
-        """Rows carrying ``tag``, the most engaging first (``limit`` of them)."""
+        """Rows carrying ``tag``, the most engaging first (``limit`` of them; remembered per tag, since a
+        genre of a million-item catalogue has hundreds of thousands of rows to sort)."""
+        key = (tag, limit)
+        hit = self._tag_rows.get(key)
+        if hit is not None:
+            return hit
         j = self.tag_column.get(tag)
         if j is None:
             return np.zeros(0, dtype=np.int64)
         col = self._tags_by_column
         rows = col.indices[col.indptr[j]:col.indptr[j + 1]]
+        if limit and len(rows) > limit:  # the best `limit` without sorting them all; ties keep row order
+            engagement = self.engagement[rows]
+            cut = np.partition(-engagement, limit - 1)[limit - 1]
+            rows = rows[-engagement <= cut]
         order = np.argsort(-self.engagement[rows], kind="stable")
-        return rows[order[:limit] if limit else order]
+        out = rows[order[:limit] if limit else order]
+        if len(self._tag_rows) > 4096:
+            self._tag_rows.clear()
+        self._tag_rows[key] = out
+        return out
 
     def tag_keys_of(self, row: int) -> frozenset[str]:
         start, end = self.tags.indptr[row], self.tags.indptr[row + 1]
@@ -266,13 +280,10 @@ class Catalogue:
             parts.append(self.acted.indices[self.acted.indptr[j]:self.acted.indptr[j + 1]])
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
-    def credits(self) -> Iterable[tuple[str, str]]:
-        """(name, role) per credit, for the people reader (spelled as the items spell them)."""
-        for matrix, role in ((self.directed, "director"), (self.acted, "cast")):
-            counts = np.diff(matrix.indptr)
-            for j, name in enumerate(self.people_display):
-                for _ in range(int(counts[j])):
-                    yield name, role
+    def credit_counts(self) -> list[tuple[str, int, int]]:
+        """(name as the items spell it, films directed, films acted) per person, for the people reader."""
+        directed, acted = np.diff(self.directed.indptr), np.diff(self.acted.indptr)
+        return [(name, int(d), int(a)) for name, d, a in zip(self.people_display, directed, acted)]
 
     @cached_property
     def latest_year(self) -> int | None:

@@ -149,10 +149,13 @@ AUTO_MODE = "rules"
 class Extractor:
     """Rules, optionally combined with an LLM; never raises for an LLM failure."""
 
-    def __init__(self, rules: RuleExtractor, llm: LLMExtractor | None = None, mode: str = "auto"):
+    def __init__(self, rules: RuleExtractor, llm: LLMExtractor | None = None, mode: str = "auto", people=None):
+        """``people``: the catalogue's people (``reading.people.PeopleIndex``): names an LLM returns count only
+        when they are in it."""
         self.rules = rules
         self.llm = llm
         self.mode = AUTO_MODE if mode == "auto" else mode
+        self.people = people
 
     def titles_in(self, text: str) -> list[str]:
         """Ids of the catalogue titles named in ``text`` (the rules read them)."""
@@ -173,10 +176,9 @@ class Extractor:
             return prefs
         finally:
             log.debug("LLM extraction took %.3f s", time.perf_counter() - t0)
-        people = self.rules.vocabulary.people if self.rules.vocabulary else None
         llm_likes = [g.lower() for g in answer.likes]
         llm_dislikes = [g.lower() for g in answer.dislikes if g.lower() not in llm_likes]
-        llm_constraints = answer.constraints(people)
+        llm_constraints = answer.constraints(self.people)
         if self.mode == "llm":
             non_genre_likes = [t for t in prefs.liked_tags if t not in GENRE_KEYS]
             non_genre_dislikes = [t for t in prefs.disliked_tags if t not in GENRE_KEYS]

@@ -85,19 +85,25 @@ class PersonMention:
 
 
 class PeopleIndex:
-    def __init__(self, credits: Iterable[tuple[str, str]]):
-        """``credits``: (name, role) per item credit, role "director" or "cast"."""
-        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    def __init__(self, credits: Iterable[tuple[str, str]] = (), counts: Iterable[tuple[str, int, int]] = ()):
+        """``credits``: (name, role) per item credit, role "director" or "cast"; or ``counts``: (name, films
+        directed, films acted) per person (a catalogue's postings give these without visiting every credit)."""
+        totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         spellings: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for name, role in credits:
             key = normalise_name(name)
-            if not key:
-                continue
-            counts[key][0 if role == "director" else 1] += 1
-            spellings[key][name] += 1
+            if key:
+                totals[key][0 if role == "director" else 1] += 1
+                spellings[key][name] += 1
+        for name, directed, acted in counts:
+            key = normalise_name(name)
+            if key:
+                totals[key][0] += directed
+                totals[key][1] += acted
+                spellings[key][name] += directed + acted
         self.people: dict[str, Person] = {
             key: Person(max(spellings[key].items(), key=lambda kv: (kv[1], kv[0]))[0], d, a)
-            for key, (d, a) in counts.items()
+            for key, (d, a) in totals.items()
         }
         self.squashed = {key.replace(" ", ""): key for key in self.people if " " in key}
         by_part: dict[str, list[str]] = defaultdict(list)

@@ -23,6 +23,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,10 @@ class InteractionLog:
     def n_likes(self) -> int:
         return int(self.by_item.nnz)
 
+    @cached_property
+    def _inv_sqrt_degree(self) -> np.ndarray:
+        return 1.0 / np.sqrt(np.maximum(self.degree, 1.0))
+
     def scores(self, liked: Mapping[int, float]) -> np.ndarray | None:
         """Item-kNN scores for every catalogue row, scaled to a maximum of 1; None when no liked item
         has any co-liked item in this log."""
@@ -69,7 +74,7 @@ class InteractionLog:
         if not coef.any():
             return None
         users = self.by_item.T @ coef  # how strongly each user shares the liked items
-        out = (self.by_item @ users) / np.sqrt(np.maximum(self.degree, 1.0))
+        out = (self.by_item @ users) * self._inv_sqrt_degree
         out[[r for r, w in liked.items() if w > 0]] = 0.0  # an item is not its own neighbour
         top = float(out.max())
         return out / top if top > 0 else None
