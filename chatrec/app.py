@@ -145,7 +145,8 @@ class App:
 
         cat = self.catalogue
         years = [None if y != y else int(y) for y in cat.years.tolist()]  # NaN: no year
-        titles = TitleIndex(zip(cat.ids, cat.titles, years, cat.engagement.tolist(), cat.akas))
+        titles = TitleIndex(((i, keys[0], y, w, keys[1:]) for i, keys, y, w in
+                             zip(cat.ids, cat.title_keys, years, cat.engagement.tolist())), normalised=True)
         return Vocabulary(cat.tag_counts, titles, PeopleIndex(counts=cat.credit_counts()), cat.latest_year, frozenset(cat.genre_names))
 
     @cached_property

@@ -171,16 +171,19 @@ class CatalogueIndex:
             self.index.upsert([it.id for it in batch], batch_vectors,
                               [item_metadata(it, hashes[it.id], not slim) for it in batch],
                               None if slim else [it.embedding_text() for it in batch])
-            if slim:
-                fresh_vectors.update(zip((it.id for it in batch), np.asarray(batch_vectors, dtype=np.float32)))
+            fresh_vectors.update(zip((it.id for it in batch), np.asarray(batch_vectors, dtype=np.float32)))
             done += len(batch)
             if progress:
                 progress(done, len(todo))
         if stale:
             self.index.delete(stale)
         fp = fingerprint_of(list(hashes.items()))
-        if slim:  # the index holds no records: the columns go to the cache now, from the items in hand
-            self._save_slim(items, fresh_vectors, fp)
+        if self.cache_dir is not None and not self._cache_folder(fp).is_dir():
+            # the columns go to the cache now, from the items in hand (the first `recommend` after an index would
+            # otherwise page through the whole index: 100 s at 100k items); a slim index has no other source
+            self._save_columns(items, fresh_vectors, fp)
+        elif slim:
+            raise StoreError(f"{len(items):,} items need a cache folder for their columns (a data dir)")
         if todo or stale or old_schema or meta.get("state") != "ready" or meta.get("fingerprint") != fp:
             self.index.update_metadata(
                 state="ready", fingerprint=fp, count=len(hashes), source=source, chatrec_schema=SCHEMA,
@@ -191,13 +194,9 @@ class CatalogueIndex:
         return IndexReport(self.name, len(items), len(todo), len(items) - len(todo), len(stale),
                            time.perf_counter() - started, embed_seconds)
 
-    def _save_slim(self, items: Sequence[Item], fresh: dict[str, np.ndarray], fp: str) -> None:
-        """The columns of a catalogue too large to keep its records in the index, written to the cache."""
+    def _save_columns(self, items: Sequence[Item], fresh: dict[str, np.ndarray], fp: str) -> None:
+        """The catalogue's columns written to the cache: the vectors just embedded, the rest read back."""
         folder = self._cache_folder(fp)
-        if folder is None:
-            raise StoreError(f"{len(items):,} items need a cache folder for their columns (a data dir)")
-        if folder.is_dir():
-            return
         missing = {it.id for it in items} - set(fresh)
         if missing:  # unchanged items of an incremental run: their vectors come from the index
             for ids, vectors, _ in self.index.scan(include_vectors=True):

@@ -36,7 +36,7 @@ class Catalogue:
                  tag_names: list[str], tags: csr_matrix, genre_names: list[str], genres: csr_matrix,
                  people_names: list[str], directed: csr_matrix, acted: csr_matrix, fingerprint: str = "",
                  people_display: list[str] | None = None, titles: list[str] | None = None,
-                 akas: list[list[str]] | None = None):
+                 akas: list[list[str]] | None = None, title_keys: list[list[str]] | None = None):
         self.ids = ids
         self.n = len(ids)
         self.vectors = vectors
@@ -58,6 +58,8 @@ class Catalogue:
         self.acted = acted
         self.titles = titles if titles is not None else [records.item(r).title for r in range(self.n)]
         self.akas = akas if akas is not None else [list(records.item(r).aka) for r in range(self.n)]
+        if title_keys is not None:
+            self.__dict__["title_keys"] = title_keys
         self._items: OrderedDict[int, Item] = OrderedDict()
         self._tag_rows: dict[tuple[str, int | None], np.ndarray] = {}
 
@@ -114,7 +116,7 @@ class Catalogue:
         np.save(folder / "offsets.npy", offsets)
         meta = {"format": FORMAT, "fingerprint": self.fingerprint, "ids": self.ids, "tags": self.tag_names,
                 "genres": self.genre_names, "people": self.people_names, "people_display": self.people_display,
-                "titles": self.titles, "akas": self.akas}
+                "titles": self.titles, "akas": self.akas, "title_keys": self.title_keys}
         (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -136,7 +138,7 @@ class Catalogue:
         return cls(list(meta["ids"]), vectors, records, columns, list(meta["tags"]), matrix("tags"),
                    list(meta["genres"]), matrix("genres"), list(meta["people"]), matrix("directed"),
                    matrix("acted"), str(meta.get("fingerprint", "")), list(meta.get("people_display") or []) or None,
-                   list(meta["titles"]), [list(a) for a in meta["akas"]])
+                   meta["titles"], meta["akas"], meta.get("title_keys"))
 
     # -- rows and items -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -144,7 +146,15 @@ class Catalogue:
 
     @cached_property
     def index_of(self) -> dict[str, int]:
-        return {ident: row for row, ident in enumerate(self.ids)}
+        return dict(zip(self.ids, range(self.n)))
+
+    @cached_property
+    def title_keys(self) -> list[list[str]]:
+        """Each row's title and alternative titles as ``reading.titles.normalise_title`` keys (saved with the
+        columns, so a new process does not normalise every title again)."""
+        from chatrec.reading.titles import normalise_title
+
+        return [[normalise_title(t) for t in (title, *akas)] for title, akas in zip(self.titles, self.akas)]
 
     def item(self, row: int) -> Item:
         """The item at ``row`` (decoded on first use, a few thousand kept)."""
