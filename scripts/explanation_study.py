@@ -1,0 +1,179 @@
+"""Explanation strategies measured on real picks (issue #21).
+
+For ~20 realistic requests (chatrec.bench.queries() plus a few written out), the real recommender's top 5
+picks (rules extraction, as the chat's default), explained by each strategy with one model process:
+
+* ``baseline``: the explainer before issue #21 (one call for the top 3 picks from their reason lines, reviewed
+  after the whole answer), loaded from git (``--baseline-rev``);
+* ``free``: one short call per pick from its own facts, unconstrained, each line reviewed before it is shown;
+* ``grammar``: the same prompt with a per-pick GBNF grammar (title first, only that pick's fact words and the
+  connectives), greedy;
+* ``facts``: no model: each pick's fact line.
+
+Prints per strategy: lines written / kept / restating the reason, withdrawn, first visible line and whole call
+p50/p95, and sample replies; ``--out FILE`` writes everything as JSON.
+
+    HF_HUB_OFFLINE=1 CHATREC_DATA_DIR=/tmp/explain-data python scripts/explanation_study.py --out /tmp/study.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from chatrec.bench import queries  # noqa: E402
+from chatrec.llm.explain import (  # noqa: E402
+    ExplainContext, Explainer, Outcome, _Facts, _units, figures, liked_facts, restates_reason,
+)
+
+EXTRA = [
+    "I want a scary sci-fi movie, nothing too gory, something like Alien",
+    "a heist movie with a clever twist, I loved Ocean's Eleven",
+    "something romantic set in Paris",
+    "a war movie that is not too long",
+    "animated movie for kids about animals",
+    "a slow sad drama about family",
+]
+
+
+def requests(n: int) -> list[str]:
+    return EXTRA + queries(max(n - len(EXTRA), 0))
+
+
+def context_for(text: str, prefs, rec) -> ExplainContext:
+    cat = rec.catalogue
+    liked = [m for m in prefs.items if m.sentiment > 0 and not getattr(m, "unseen", False)]
+    items = [cat.items[cat.table.index_of[m.id]] for m in liked if m.id in cat.table.index_of]
+    w = rec.weights
+    return ExplainContext(request=text, liked_titles=tuple(it.display_title for it in items),
+                          disliked=tuple(prefs.disliked_tags), weights=(w.similarity, w.behaviour, w.content),
+                          liked_facts=liked_facts(items))
+
+
+def old_module(rev: str):
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:chatrec/llm/explain.py"], check=True,
+                            capture_output=True, text=True).stdout
+    mod = types.ModuleType("chatrec_llm_explain_baseline")
+    mod.__dict__["__name__"] = "chatrec_llm_explain_baseline"
+    exec(compile(source, "baseline_explain.py", "exec"), mod.__dict__)  # noqa: S102  (our own file from git)
+    return mod
+
+
+def run_baseline(mod, backend, titles, recs, ctx: ExplainContext) -> tuple[Outcome, str]:
+    """The old explainer, counted as the new Outcome counts: each unit of the model's own answer is a line
+    written; kept = it passed the old review unchanged. The old flow streamed raw tokens and reviewed only
+    at the end, so its first line *after review* came at the end of the call (first_visible_s); its first
+    raw token is kept as first_model_line_s."""
+    ex = mod.Explainer(backend, titles)
+    out = Outcome(strategy="baseline")
+    t0 = time.perf_counter()
+    raw, text, replaced = "", "", False
+    for chunk in ex.stream(recs, ctx.request):
+        if out.first_model_line_s is None:
+            out.first_model_line_s = time.perf_counter() - t0
+        if chunk.kind == "replace":
+            replaced = True
+        elif not replaced:
+            raw += chunk.text
+        text = chunk.text if chunk.kind == "replace" else text + chunk.text
+    out.seconds = out.first_visible_s = time.perf_counter() - t0
+    out.fallback_reason = ex.last_fallback_reason
+    appended = {mod.fact_line(p + 1, recs[p]) for p in range(len(recs))}
+    units = [u for u in _units(raw) if u not in appended]  # the model's own lines, not the appended facts
+    review = ex.review("\n".join(units), recs) if units else None
+    facts = _Facts(recs)
+    out.lines_written = len(units)
+    out.withdrawn = ex.last_fallback_reason is not None
+    out.repairs = tuple(ex.last_repairs) or ((ex.last_fallback_reason,) if ex.last_fallback_reason else ())
+    if not out.withdrawn and review is not None:
+        for u in units:
+            pick, problem = facts.attribute(u)
+            if problem is None and ex._off_list(u, recs) is None and facts.problem(u, pick) is None:
+                out.lines_kept += 1
+                out.lines_restating_reason += pick is not None and restates_reason(u, recs[pick])
+    out.lines_shown = len(_units(text))
+    return out, text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--strategies", default="baseline,free,grammar,facts")
+    ap.add_argument("--baseline-rev", default="85e47b8")
+    ap.add_argument("--samples", type=int, default=3)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from chatrec.llm.backends import make_backend
+    from chatrec.llm.extract import build_extractor
+    from chatrec.recommender import Query, Recommender
+    from chatrec.settings import Settings
+
+    settings = Settings()
+    rec = Recommender(Settings(**{**settings.model_dump(), "llm": "none"}))
+    extractor = build_extractor(settings, rec.catalogue, None, rec.store.embedder)
+    titles = extractor.rules.vocabulary.titles
+    turns = []
+    for text in requests(args.n):
+        prefs = extractor.extract(text)
+        recs = rec.recommend(Query.from_preferences(prefs, text, {}, {}), k=5).items
+        turns.append((text, recs, context_for(text, prefs, rec)))
+    t0 = time.perf_counter()
+    backend = make_backend(settings)
+    load_s = time.perf_counter() - t0
+    print(f"model: {backend.info.name}:{backend.info.model} (loaded in {load_s:.2f} s), {len(turns)} requests,"
+          f" load average {os.getloadavg()[0]:.2f}", flush=True)
+    results = {}
+    for strategy in args.strategies.split(","):
+        outcomes, replies = [], []
+        la0 = os.getloadavg()[0]
+        if strategy == "baseline":
+            mod = old_module(args.baseline_rev)
+            run_baseline(mod, backend, titles, turns[-1][1], turns[-1][2])  # warm-up (prompt prefix)
+            for text, recs, ctx in turns:
+                out, reply = run_baseline(mod, backend, titles, recs, ctx)
+                outcomes.append(out)
+                replies.append((text, reply, out))
+        else:
+            name, _, opts = strategy.partition(":")
+            options = dict(o.split("=") for o in opts.split("+") if o)
+            options = {k: (v == "1" if k == "example" else int(v) if v.isdigit() else v) for k, v in options.items()}
+            ex = Explainer(None if name == "facts" else backend, titles, strategy=name, **options)
+            ex.explain(turns[-1][1], turns[-1][2]).text()  # warm-up
+            for text, recs, ctx in turns:
+                e = ex.explain(recs, ctx)
+                reply = e.text()
+                outcomes.append(e.outcome)
+                replies.append((text, reply, e.outcome))
+        fig = figures(outcomes)
+        fig["load_average_1min"] = [round(la0, 2), round(os.getloadavg()[0], 2)]
+        fig["prompt_tokens"] = sum(o.prompt_tokens for o in outcomes)
+        fig["completion_tokens"] = sum(o.completion_tokens for o in outcomes)
+        fig["model_calls"] = sum(o.model_calls for o in outcomes)
+        results[strategy] = {"figures": fig, "replies": [
+            {"request": t, "reply": r, "problems": [str(p) for p in o.repairs], "fallback": o.fallback_reason,
+             "first_visible_s": o.first_visible_s, "seconds": o.seconds} for t, r, o in replies]}
+        print(f"\n== {strategy}: lines written {fig['explanation_lines']}, kept {fig['explanation_lines_kept']}, "
+              f"restating {fig['explanation_lines_restating_reason']}, withdrawn {fig['explanations_withdrawn']}/"
+              f"{len(outcomes)}; first visible line {fig['explain_first_visible_token']}; first model line "
+              f"{fig['explain_first_model_line']}; whole call {fig['explain_whole_call']}; problems "
+              f"{fig['explanation_problems']}; tokens {fig['prompt_tokens']}+{fig['completion_tokens']} in "
+              f"{fig['model_calls']} calls; load {fig['load_average_1min']}", flush=True)
+        for t, r, o in replies[: args.samples]:
+            print(f"-- {t}\n{r}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
