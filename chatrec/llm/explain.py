@@ -446,30 +446,30 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
     starts: list[str] = []
     for sentence in facts.about:
         words = re.findall(r"\S+", sentence.rstrip(".!?…"))
-        segment: list[tuple[str, bool]] = []  # (word, may a stretch start here)
+        segment: list[tuple[str, bool, bool]] = []  # (word, may a stretch start here, may it end here)
         for k, w in enumerate([*words, None]):  # a word that may not be said ends a stretch
             if w is not None and allowed(w) and re.search(r"\w", w):
                 bare = w.strip(",;:").lower()
                 prev = words[k - 1] if k else ""
-                # a stretch starts where a phrase does: a determiner, a number, a name, or after a comma
+                nxt = words[k + 1].lower() if k + 1 < len(words) else ""
+                # a stretch starts where a phrase does: a determiner, a number, a name, or after a comma;
+                # it ends where one does: at a comma, the sentence's end, or before a function word
                 start = bare in _DETERMINERS or bare.isdigit() or prev.endswith((",", ";", ":")) or \
                     (k > 0 and w[:1].isupper())
-                segment.append((re.sub(r'["“”()]', "", w), start))
+                end = bare not in _FUNCTION_WORDS and (
+                    w.endswith((",", ";", ":")) or not nxt or nxt.strip(",;:") in _FUNCTION_WORDS)
+                segment.append((re.sub(r'["“”()]', "", w).rstrip(",;:"), start, end))
                 continue
+            while segment and not segment[-1][2]:  # the stretch's last word must be able to end it
+                segment.pop()
             base = len(rules)
-            for i, (word, start) in enumerate(segment):
+            for i, (word, start, end) in enumerate(segment):
                 name = f"s{base + i}"
-                last = i == len(segment) - 1
-                # a stretch does not end on a comma or a function word ("about a", "the people of")
-                ends = not word.endswith((",", ";", ":")) and word.lower() not in _FUNCTION_WORDS
-                if last and not ends:
-                    rules.append(f"{name} ::= {_gbnf(word)}")  # cannot complete a stretch: never reached alone
-                    continue
-                if last:
+                if i == len(segment) - 1:
                     rules.append(f"{name} ::= {_gbnf(word)}")
                 else:
-                    nxt = f'" " s{base + i + 1}'
-                    rules.append(f"{name} ::= {_gbnf(word)} ({nxt})?" if ends else f"{name} ::= {_gbnf(word)} {nxt}")
+                    follow = f'" " s{base + i + 1}'
+                    rules.append(f"{name} ::= {_gbnf(word)} ({follow})?" if end else f"{name} ::= {_gbnf(word)} {follow}")
                 if start:
                     starts.append(name)
             segment = []
