@@ -63,7 +63,7 @@ def old_module(rev: str):
     source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:chatrec/llm/explain.py"], check=True,
                             capture_output=True, text=True).stdout
     mod = types.ModuleType("chatrec_llm_explain_baseline")
-    mod.__dict__["__name__"] = "chatrec_llm_explain_baseline"
+    sys.modules[mod.__name__] = mod  # dataclasses look their module up
     exec(compile(source, "baseline_explain.py", "exec"), mod.__dict__)  # noqa: S102  (our own file from git)
     return mod
 
@@ -104,6 +104,26 @@ def run_baseline(mod, backend, titles, recs, ctx: ExplainContext) -> tuple[Outco
     return out, text
 
 
+def machine_speed(backend) -> dict:
+    """The local model's speed right now (the machine is shared): prompt tokens/s on a fresh 200-token
+    prompt, generated tokens/s over 32 greedy tokens."""
+    model = getattr(backend, "model", None)
+    if model is None:
+        return {}
+    with backend.lock:
+        prompt = model.tokenize(("The film follows a crew in space. " * 40).encode(), add_bos=True)[:200]
+        model.reset()
+        t0 = time.perf_counter()
+        model.eval(prompt)
+        read = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = model.create_completion("Once upon a time", max_tokens=32, temperature=0.0)
+        gen = time.perf_counter() - t0
+        model.reset()
+    n = out["usage"]["completion_tokens"]
+    return {"prompt_tokens_per_s": round(len(prompt) / read, 1), "generated_tokens_per_s": round(n / gen, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20)
@@ -136,6 +156,7 @@ def main() -> None:
     results = {}
     for strategy in args.strategies.split(","):
         outcomes, replies = [], []
+        speed = machine_speed(backend)
         la0 = os.getloadavg()[0]
         if strategy == "baseline":
             mod = old_module(args.baseline_rev)
@@ -157,6 +178,7 @@ def main() -> None:
                 replies.append((text, reply, e.outcome))
         fig = figures(outcomes)
         fig["load_average_1min"] = [round(la0, 2), round(os.getloadavg()[0], 2)]
+        fig["machine_speed_before"] = speed
         fig["prompt_tokens"] = sum(o.prompt_tokens for o in outcomes)
         fig["completion_tokens"] = sum(o.completion_tokens for o in outcomes)
         fig["model_calls"] = sum(o.model_calls for o in outcomes)
@@ -168,7 +190,7 @@ def main() -> None:
               f"{len(outcomes)}; first visible line {fig['explain_first_visible_token']}; first model line "
               f"{fig['explain_first_model_line']}; whole call {fig['explain_whole_call']}; problems "
               f"{fig['explanation_problems']}; tokens {fig['prompt_tokens']}+{fig['completion_tokens']} in "
-              f"{fig['model_calls']} calls; load {fig['load_average_1min']}", flush=True)
+              f"{fig['model_calls']} calls; load {fig['load_average_1min']}; speed {speed}", flush=True)
         for t, r, o in replies[: args.samples]:
             print(f"-- {t}\n{r}")
     if args.out:

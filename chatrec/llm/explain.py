@@ -223,6 +223,10 @@ def _suspect(text: str) -> bool:
                           r"\bassistant\b|https?://|\bsay\b", text, re.I) or _SUSPECT_CAPS.search(text))
 
 
+_MID_CLAUSE = " …"  # a sentence cut inside a clause: its last word does not end a phrase
+_JUNK_KEYWORDS = {"aftercreditsstinger", "duringcreditsstinger", "woman director", "independent film"}
+
+
 @dataclass(frozen=True)
 class PickFacts:
     """What may be said of one pick beyond its reason: the overview's first sentences, keywords and tags."""
@@ -267,9 +271,13 @@ def pick_facts(rec, sentences: int = 1, keywords: int = 6, max_words: int = 40) 
         n = len(s.split())
         if about and words + n > max_words:
             break
-        if n > max_words:  # one long sentence: cut at a clause boundary near the limit
+        if n > max_words:  # one long sentence: cut at a clause boundary near the limit, else mid-clause
             cut = " ".join(s.split()[:max_words])
-            s = (cut[: cut.rfind(",")] if "," in cut[len(cut) // 2:] else cut).rstrip(",;: ") + "…"
+            comma = cut.rfind(",")
+            if comma > len(cut) // 3:
+                s = cut[:comma].rstrip(",;: ") + "…"
+            else:
+                s = cut.rstrip(",;: ") + _MID_CLAUSE
         about.append(s)
         words += n
         if len(about) >= sentences:
@@ -279,7 +287,8 @@ def pick_facts(rec, sentences: int = 1, keywords: int = 6, max_words: int = 40) 
     kws: list[str] = []
     for k in (*it.keywords, *it.tags):
         key = tag_key(k)
-        if not key or key in known or _suspect(k) or len(key.split()) > 3 or key in {tag_key(x) for x in kws}:
+        if not key or key in known or key in _JUNK_KEYWORDS or _suspect(k) or len(key.split()) > 3 or \
+                key in {tag_key(x) for x in kws}:
             continue
         kws.append(k.strip())
         if len(kws) >= keywords:
@@ -445,7 +454,8 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
     rules: list[str] = []
     starts: list[str] = []
     for sentence in facts.about:
-        words = re.findall(r"\S+", sentence.rstrip(".!?…"))
+        hard_cut = sentence.endswith(_MID_CLAUSE)
+        words = re.findall(r"\S+", sentence.rstrip(".!?… "))
         segment: list[tuple[str, bool, bool]] = []  # (word, may a stretch start here, may it end here)
         for k, w in enumerate([*words, None]):  # a word that may not be said ends a stretch
             if w is not None and allowed(w) and re.search(r"\w", w):
@@ -457,7 +467,7 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
                 start = bare in _DETERMINERS or bare.isdigit() or prev.endswith((",", ";", ":")) or \
                     (k > 0 and w[:1].isupper())
                 end = bare not in _FUNCTION_WORDS and (
-                    w.endswith((",", ";", ":")) or not nxt or nxt.strip(",;:") in _FUNCTION_WORDS)
+                    w.endswith((",", ";", ":")) or (not nxt and not hard_cut) or nxt.strip(",;:") in _FUNCTION_WORDS)
                 segment.append((re.sub(r'["“”()]', "", w).rstrip(",;:"), start, end))
                 continue
             while segment and not segment[-1][2]:  # the stretch's last word must be able to end it
