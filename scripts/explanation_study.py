@@ -153,46 +153,83 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     print(f"model: {backend.info.name}:{backend.info.model} (loaded in {load_s:.2f} s), {len(turns)} requests,"
           f" load average {os.getloadavg()[0]:.2f}", flush=True)
-    results = {}
-    for strategy in args.strategies.split(","):
-        outcomes, replies = [], []
-        speed = machine_speed(backend)
-        la0 = os.getloadavg()[0]
+    strategies = args.strategies.split(",")
+    runners = {}
+    for strategy in strategies:
         if strategy == "baseline":
             mod = old_module(args.baseline_rev)
-            run_baseline(mod, backend, titles, turns[-1][1], turns[-1][2])  # warm-up (prompt prefix)
-            for text, recs, ctx in turns:
-                out, reply = run_baseline(mod, backend, titles, recs, ctx)
-                outcomes.append(out)
-                replies.append((text, reply, out))
+            runners[strategy] = lambda recs, ctx, mod=mod: run_baseline(mod, backend, titles, recs, ctx)
         else:
             name, _, opts = strategy.partition(":")
             options = dict(o.split("=") for o in opts.split("+") if o)
             options = {k: (v == "1" if k == "example" else int(v) if v.isdigit() else v) for k, v in options.items()}
             ex = Explainer(None if name == "facts" else backend, titles, strategy=name, **options)
-            ex.explain(turns[-1][1], turns[-1][2]).text()  # warm-up
-            for text, recs, ctx in turns:
+
+            def run(recs, ctx, ex=ex):
                 e = ex.explain(recs, ctx)
-                reply = e.text()
-                outcomes.append(e.outcome)
-                replies.append((text, reply, e.outcome))
+                return e.outcome, e.text()
+            runners[strategy] = run
+    # Interleaved: request by request, each strategy in a rotating order, each measured call preceded by an
+    # unmeasured one of the same strategy on another request, so llama.cpp's cached prompt prefix is that
+    # strategy's own fixed prompt (as in a chat that uses one strategy), and a busy spell of this shared
+    # machine falls on every strategy alike.
+    warm_text, warm_recs, warm_ctx = "warm-up: a quiet film about the sea", turns[-1][1][:1], \
+        ExplainContext(request="warm-up: a quiet film about the sea")
+    per: dict[str, list] = {s: [] for s in strategies}
+    speeds = [machine_speed(backend)]
+    print(f"speed: {speeds[-1]}", flush=True)
+    for i, (text, recs, ctx) in enumerate(turns):
+        order = strategies[i % len(strategies):] + strategies[: i % len(strategies)]
+        for strategy in order:
+            runners[strategy](warm_recs, warm_ctx)
+            out, reply = runners[strategy](recs, ctx)
+            per[strategy].append((text, reply, out))
+        if i % 5 == 4:
+            speeds.append(machine_speed(backend))
+            print(f"{i + 1} requests; speed: {speeds[-1]}; load {os.getloadavg()[0]:.2f}", flush=True)
+    results = {"machine_speed": speeds}
+    for strategy in strategies:
+        replies = per[strategy]
+        outcomes = [o for _, _, o in replies]
         fig = figures(outcomes)
-        fig["load_average_1min"] = [round(la0, 2), round(os.getloadavg()[0], 2)]
-        fig["machine_speed_before"] = speed
         fig["prompt_tokens"] = sum(o.prompt_tokens for o in outcomes)
         fig["completion_tokens"] = sum(o.completion_tokens for o in outcomes)
         fig["model_calls"] = sum(o.model_calls for o in outcomes)
+        fig["lines_shown"] = sum(o.lines_shown for o in outcomes)
+        fig["empty_replies"] = sum(not r.strip() for _, r, _ in replies)
         results[strategy] = {"figures": fig, "replies": [
             {"request": t, "reply": r, "problems": [str(p) for p in o.repairs], "fallback": o.fallback_reason,
              "first_visible_s": o.first_visible_s, "seconds": o.seconds} for t, r, o in replies]}
         print(f"\n== {strategy}: lines written {fig['explanation_lines']}, kept {fig['explanation_lines_kept']}, "
               f"restating {fig['explanation_lines_restating_reason']}, withdrawn {fig['explanations_withdrawn']}/"
-              f"{len(outcomes)}; first visible line {fig['explain_first_visible_token']}; first model line "
+              f"{len(outcomes)}; lines shown {fig['lines_shown']}, empty replies {fig['empty_replies']}; "
+              f"first visible line {fig['explain_first_visible_token']}; first model line "
               f"{fig['explain_first_model_line']}; whole call {fig['explain_whole_call']}; problems "
               f"{fig['explanation_problems']}; tokens {fig['prompt_tokens']}+{fig['completion_tokens']} in "
-              f"{fig['model_calls']} calls; load {fig['load_average_1min']}; speed {speed}", flush=True)
+              f"{fig['model_calls']} calls", flush=True)
         for t, r, o in replies[: args.samples]:
             print(f"-- {t}\n{r}")
+    # the phrase grammar's whole language against the review, for every pick it would explain (no model)
+    from chatrec.llm.explain import phrase_grammar, pick_facts
+    from chatrec.llm.grammar_audit import lines as grammar_lines
+
+    audit_ex = Explainer(backend, titles)
+    n_lines = n_bad = 0
+    bad = []
+    for text, recs, ctx in turns:
+        for p in range(min(audit_ex.explain_top, len(recs))):
+            facts = pick_facts(recs[p], audit_ex.sentences, audit_ex.keywords, audit_ex.fact_words)
+            if not facts.about:
+                continue
+            for line in grammar_lines(phrase_grammar(recs, p, facts, ctx)):
+                n_lines += 1
+                problem = audit_ex.review_line(line, recs, p, ctx)
+                if problem is not None:
+                    n_bad += 1
+                    bad.append((line, str(problem)))
+    results["grammar_audit"] = {"lines": n_lines, "failing_review": n_bad, "examples": bad[:10]}
+    print(f"\ngrammar audit: {n_lines} lines the phrase grammar allows for these picks, {n_bad} fail the review",
+          bad[:5])
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
 

@@ -378,3 +378,28 @@ def test_reason_and_template_stay_importable():
     assert reason(recs[0]).startswith("matches sci-fi, space")
     assert "0.5·S 0.90" in template(recs)
     assert isinstance(Line(0, "x", "model"), Line)
+
+
+def test_every_line_the_phrase_grammar_allows_passes_the_review():
+    """The grammar's whole language, written out (chatrec.llm.grammar_audit), against the review."""
+    from chatrec.llm.grammar_audit import lines
+
+    tricky = Recommendation(Item(id="6", title="Star Fleet", year=2001, genres=("Sci-Fi", "Action"),
+                                 text="Star Fleet (2001). A young pilot, far from home, joins a war between "
+                                      "planets where Heat is the name of a ship and romance is forbidden.",
+                                 keywords=("space war", "pilot", "romance", "popular culture")),
+                            Breakdown(0.4, 0.2, 0.5, 0.0, 0.4, ("sci-fi",)))
+    recs = [*_three(), tricky]
+    ex = Explainer(None, TITLES)
+    total = 0
+    for p, rec in enumerate(recs):
+        g = phrase_grammar(recs, p, pick_facts(rec), CTX)
+        for line in lines(g):
+            total += 1
+            assert ex.review_line(line, recs, p, CTX) is None, line
+    assert total > 200
+    g = phrase_grammar(recs, 3, pick_facts(tricky), CTX)
+    # "war" is a genre it lacks ("space war" is its keyword, not its genre), "popular" a claim B does not back;
+    # "romance" is its own keyword, so the review lets it stand, and so does the grammar
+    assert '"space war"' not in g and '"popular culture"' not in g and '"Heat"' not in g
+    assert '"pilot"' in g and '"romance"' in g

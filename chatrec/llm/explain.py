@@ -388,10 +388,10 @@ def line_grammar(recs: Sequence, pick: int, facts: PickFacts, context: ExplainCo
     """GBNF for one pick's line: its title, then words of its facts, the request words those facts hold, the
     liked titles and the connectives, ending with a full stop. What the review would reject is left out."""
     rec = recs[pick]
+    # as the review reads genre words: a whole genre name is a claim unless it is one of the pick's own tags
     own_tags = {tag_key(t) for t in (*rec.item.all_tags, *rec.breakdown.matched_tags)}
-    genre_words = {w.lower() for g in GENRES for w in re.split(r"[-\s]", g)} | \
-        {w.lower() for r in recs for g in r.item.genres for w in re.split(r"[-\s]", g)}
-    own_genre_words = {w for t in own_tags for w in re.split(r"[-\s]", t)}
+    genre_words = {g.lower() for g in GENRES} | {g.lower() for r in recs for g in r.item.genres}
+    own_genre_words = {g for g in genre_words if g in own_tags}
     other_titles = {w for r in recs if r is not rec for w in _words(r.item.title) if w[:1].isupper()}
     source = {w for w in _words(facts.text())}
     source |= {w for t in rec.breakdown.matched_tags for w in _words(t)}
@@ -436,10 +436,10 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
     it cannot join words that were not next to each other in the pick's own facts. A genre word the pick
     lacks, a year, "popular" without the behaviour to back it or another pick's title word breaks a stretch."""
     rec = recs[pick]
+    # as the review reads genre words: a whole genre name is a claim unless it is one of the pick's own tags
     own_tags = {tag_key(t) for t in (*rec.item.all_tags, *rec.breakdown.matched_tags)}
-    genre_words = {w.lower() for g in GENRES for w in re.split(r"[-\s]", g)} | \
-        {w.lower() for r in recs for g in r.item.genres for w in re.split(r"[-\s]", g)}
-    own_genre_words = {w for t in own_tags for w in re.split(r"[-\s]", t)}
+    genre_words = {g.lower() for g in GENRES} | {g.lower() for r in recs for g in r.item.genres}
+    own_genre_words = {g for g in genre_words if g in own_tags}
     other_titles = {w for r in recs if r is not rec for w in _words(r.item.title) if w[:1].isupper()}
     own_title = set(_words(rec.item.title))
 
@@ -485,7 +485,7 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
             segment = []
     keywords = list(dict.fromkeys(k for k in facts.keywords if allowed(k) and all(allowed(w) for w in k.split())))
     frames = list(FRAMES) + [f"is {'an' if g[:1].lower() in 'aeiou' else 'a'} {g.lower()} film about"
-                             for g in rec.item.genres[:3] if all(allowed(w) for w in re.split(r"[-\s]", g))]
+                             for g in rec.item.genres[:3] if allowed(g)]
     body = " | ".join(starts) if starts else None
     head = f"root ::= {_gbnf(rec.item.title)} \" \" frame \" \" "
     kw_rules = []
