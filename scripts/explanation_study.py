@@ -217,7 +217,7 @@ def main() -> None:
     n_lines = n_bad = 0
     bad = []
     for text, recs, ctx in turns:
-        for p in range(min(audit_ex.explain_top, len(recs))):
+        for p in range(len(recs)):  # every pick that could get a line
             facts = pick_facts(recs[p], audit_ex.sentences, audit_ex.keywords, audit_ex.fact_words)
             if not facts.about:
                 continue

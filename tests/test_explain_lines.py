@@ -179,6 +179,13 @@ def test_picks_without_an_overview_are_not_sent_to_the_model():
     assert len(backend.calls) == 1 and [l.pick for l in lines] == [0]  # nothing to add about Phantasm
 
 
+def test_the_lines_go_to_the_first_picks_that_have_something_to_add():
+    recs = _three()
+    bare = Recommendation(Item(id="4", title="Phantasm", year=1979, genres=("Horror",)), Breakdown(0.7, 0.4, 1, 0, 0.6))
+    lines = list(Explainer(None, TITLES, explain_top=2).explain([bare, *recs], CTX))
+    assert [l.pick for l in lines] == [1, 2]
+
+
 def test_explain_top_and_capable_backends():
     assert Explainer(Scripted("x", name="local", model="SmolLM2-135M-Instruct.Q4_1.gguf")).explain_top == 3
     big = Explainer(Scripted("x", name="openai", model="gpt"))

@@ -697,10 +697,14 @@ class Explainer:
                 strategy = "facts"
             if self.backend is None:
                 outcome.fallback_reason = "no LLM configured"
-            targets = range(min(self.explain_top, len(recs)))
             failed = False
-            for p in targets:
+            n_lines = 0
+            for p in range(len(recs)):
+                if n_lines >= self.explain_top:
+                    break
                 facts = pick_facts(recs[p], self.sentences, self.keywords, self.fact_words)
+                if not facts.extra and not shared_line(recs[p], context):
+                    continue  # nothing to say beyond its reason: the next pick that has something gets the line
                 line: Line | None = None
                 if strategy != "facts" and not failed and facts.about:
                     try:
@@ -737,6 +741,7 @@ class Explainer:
                 if line.source == "model" and outcome.first_model_line_s is None:
                     outcome.first_model_line_s = now
                 outcome.lines_shown += 1
+                n_lines += 1
                 yield line
             if outcome.lines_written and not outcome.lines_kept and outcome.fallback_reason is None:
                 outcome.fallback_reason = f"no line passed the review: {problems[0]}"
