@@ -68,33 +68,45 @@ def old_module(rev: str):
     return mod
 
 
+class _Tap:
+    """A backend wrapper that keeps the raw text of the last stream (the model's own answer)."""
+
+    def __init__(self, backend):
+        self.backend, self.raw = backend, ""
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def stream(self, *args, **kwargs):
+        self.raw = ""
+        for piece in self.backend.stream(*args, **kwargs):
+            self.raw += piece
+            yield piece
+
+
 def run_baseline(mod, backend, titles, recs, ctx: ExplainContext) -> tuple[Outcome, str]:
-    """The old explainer, counted as the new Outcome counts: each unit of the model's own answer is a line
-    written; kept = it passed the old review unchanged. The old flow streamed raw tokens and reviewed only
-    at the end, so its first line *after review* came at the end of the call (first_visible_s); its first
-    raw token is kept as first_model_line_s."""
-    ex = mod.Explainer(backend, titles)
+    """The old explainer, counted as the new Outcome counts: each unit of the model's own answer (before the
+    old review appended or replaced lines) is a line written; kept = it passed the old review unchanged. The
+    old flow streamed raw tokens and reviewed only at the end, so its first line *after review* came at the end
+    of the call (first_visible_s); its first raw token is kept as first_model_line_s."""
+    tap = _Tap(backend)
+    ex = mod.Explainer(tap, titles)
     out = Outcome(strategy="baseline")
     t0 = time.perf_counter()
-    raw, text, replaced = "", "", False
+    text = ""
     for chunk in ex.stream(recs, ctx.request):
         if out.first_model_line_s is None:
             out.first_model_line_s = time.perf_counter() - t0
-        if chunk.kind == "replace":
-            replaced = True
-        elif not replaced:
-            raw += chunk.text
         text = chunk.text if chunk.kind == "replace" else text + chunk.text
     out.seconds = out.first_visible_s = time.perf_counter() - t0
     out.fallback_reason = ex.last_fallback_reason
-    appended = {mod.fact_line(p + 1, recs[p]) for p in range(len(recs))}
-    units = [u for u in _units(raw) if u not in appended]  # the model's own lines, not the appended facts
-    review = ex.review("\n".join(units), recs) if units else None
+    raw = "".join(mod.strip_markers(iter([tap.raw])))
+    units = _units(raw)
     facts = _Facts(recs)
     out.lines_written = len(units)
     out.withdrawn = ex.last_fallback_reason is not None
     out.repairs = tuple(ex.last_repairs) or ((ex.last_fallback_reason,) if ex.last_fallback_reason else ())
-    if not out.withdrawn and review is not None:
+    if not out.withdrawn:
         for u in units:
             pick, problem = facts.attribute(u)
             if problem is None and ex._off_list(u, recs) is None and facts.problem(u, pick) is None:

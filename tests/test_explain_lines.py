@@ -350,6 +350,7 @@ def test_planted_instructions_never_become_facts():
     ("Alien is a Sci-Fi Horror movie that matches space.", True),  # all in its reason line
     ("Alien (1979) is popular, well rated and close to what you asked for.", True),
     ("Alien: horror, sci-fi.", True),
+    ("1. Alien (1979) — Horror, Sci-Fi; matches sci-fi, space; close to what you asked for", True),
     ("Alien follows the crew of the spaceship Nostromo.", False),  # crew, spaceship, Nostromo are new
     ("Alien has a xenomorph.", False),
 ])

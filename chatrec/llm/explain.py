@@ -368,6 +368,7 @@ def content_words(text: str, rec) -> set[str]:
 def restates_reason(text: str, rec) -> bool:
     """True when every content word of ``text`` beyond the title is already in the pick's reason line
     (title, year, genres, matched tags and the reason's words): the line adds nothing to the list."""
+    text = _NUMBER.sub("", text, count=1) if _NUMBER.match(text) else text  # a list number is no fact
     known = {_stem(w) for w in _words(reason_line(rec))}
     known |= {_stem(w) for t in rec.breakdown.matched_tags for w in _words(t)}
     known |= {_stem(w) for g in rec.item.genres for w in re.split(r"[-\s]", g)}
