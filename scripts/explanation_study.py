@@ -143,6 +143,7 @@ def main() -> None:
     ap.add_argument("--baseline-rev", default="85e47b8")
     ap.add_argument("--samples", type=int, default=3)
     ap.add_argument("--out")
+    ap.add_argument("--no-audit", action="store_true", help="skip the grammar audit (minutes on this machine)")
     args = ap.parse_args()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -221,6 +222,10 @@ def main() -> None:
               f"{fig['model_calls']} calls", flush=True)
         for t, r, o in replies[: args.samples]:
             print(f"-- {t}\n{r}")
+    if args.no_audit:
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+        return
     # the phrase grammar's whole language against the review, for every pick it would explain (no model)
     from chatrec.llm.explain import phrase_grammar, pick_facts
     from chatrec.llm.grammar_audit import lines as grammar_lines

@@ -260,6 +260,7 @@ def test_the_phrase_grammar_breaks_stretches_at_words_that_may_not_be_said():
     g = phrase_grammar([rec], 0, pick_facts(rec), CTX)
     assert '"western"' not in g and '"1871"' not in g  # a genre it lacks, a year
     assert '"farmer"' in g and '"hero"' in g
+    assert '"a" " " s1' in g  # a sentence's first determiner is written in lower case after the connective
 
 
 def test_the_word_grammar_is_valid_gbnf_shape():

@@ -469,7 +469,10 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
                     (k > 0 and w[:1].isupper())
                 end = bare not in _FUNCTION_WORDS and (
                     w.endswith((",", ";", ":")) or (not nxt and not hard_cut) or nxt.strip(",;:") in _FUNCTION_WORDS)
-                segment.append((re.sub(r'["“”()]', "", w).rstrip(",;:"), start, end))
+                word = re.sub(r'["“”()]', "", w).rstrip(",;:")
+                if k == 0 and bare in _DETERMINERS:  # "is about a young lion", not "about A young lion"
+                    word = word.lower()
+                segment.append((word, start, end))
                 continue
             while segment and not segment[-1][2]:  # the stretch's last word must be able to end it
                 segment.pop()
@@ -485,7 +488,8 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
                     starts.append(name)
             segment = []
     keywords = list(dict.fromkeys(k for k in facts.keywords if allowed(k) and all(allowed(w) for w in k.split())))
-    frames = list(FRAMES) + [f"is {'an' if g[:1].lower() in 'aeiou' else 'a'} {g.lower()} film about"
+    frames = list(FRAMES) + [f"is {'an' if g[:1].lower() in 'aeiou' else 'a'} "
+                             f"{'children’s' if g.lower() == 'children' else g.lower()} film about"
                              for g in rec.item.genres[:3] if allowed(g)]
     body = " | ".join(starts) if starts else None
     head = f"root ::= {_gbnf(rec.item.title)} \" \" frame \" \" "
