@@ -186,8 +186,7 @@ def main() -> None:
     # unmeasured one of the same strategy on another request, so llama.cpp's cached prompt prefix is that
     # strategy's own fixed prompt (as in a chat that uses one strategy), and a busy spell of this shared
     # machine falls on every strategy alike.
-    warm_text, warm_recs, warm_ctx = "warm-up: a quiet film about the sea", turns[-1][1][:1], \
-        ExplainContext(request="warm-up: a quiet film about the sea")
+    warm_recs, warm_ctx = turns[-1][1][:1], ExplainContext(request="warm-up: a quiet film about the sea")
     per: dict[str, list] = {s: [] for s in strategies}
     speeds = [machine_speed(backend)]
     print(f"speed: {speeds[-1]}", flush=True)
