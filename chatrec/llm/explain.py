@@ -8,10 +8,13 @@ shown after one short prompt, and the model never sees another pick's facts (the
 them across lines).
 
 Grounding is by construction where the backend allows it: the local backend gets a GBNF grammar per pick
-(:func:`line_grammar`) that makes the line start with the pick's title and lets it use only the words of
-that pick's facts, the request words those facts also hold, the liked titles, and a closed set of
-connectives. Genre words the pick lacks, another pick's title words, "popular" without the behaviour to
-back it and negations are not in it. A backend without grammars (the hosted one) gets the same prompt.
+(:func:`phrase_grammar`, the default strategy "phrases"): the pick's title, one connective from a closed set,
+one unbroken stretch of its overview's words, optionally ", with" one or two of its keywords. The model picks
+where the stretch starts and ends; it cannot join words that were not adjacent in the pick's own facts.
+Genre words the pick lacks, years, "popular" without the behaviour to back it and other picks' title words
+break a stretch (:mod:`chatrec.llm.grammar_audit` writes out every line a grammar allows, and none fails the
+review). A backend without grammars (the hosted one) gets the same prompt unconstrained. The word-level
+grammar :func:`line_grammar` ("words") was measured and dropped (docs/EXPLANATIONS.md).
 
 Every line is then reviewed (:meth:`Explainer.review_line`, the same checks as :meth:`Explainer.review`):
 no title off the list, no other pick's title, genre or tag, no year or breakdown claim the pick does not
