@@ -412,3 +412,8 @@ def test_every_line_the_phrase_grammar_allows_passes_the_review():
     # "romance" is its own keyword, so the review lets it stand, and so does the grammar
     assert '"space war"' not in g and '"popular culture"' not in g and '"Heat"' not in g
     assert '"pilot"' in g and '"romance"' in g
+
+
+def test_the_transitional_stream_yields_reviewed_lines():
+    chunks = list(Explainer(None, TITLES).stream(_three(), "a tense space movie"))
+    assert all(c.kind == "token" for c in chunks) and chunks[0].text.startswith("Alien (1979): The crew")

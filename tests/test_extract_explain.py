@@ -17,7 +17,7 @@ from chatrec.titles import TitleIndex
 
 
 class ScriptedBackend(ChatBackend):
-    """Answers from a queue; raises what it is given. Records every call."""
+    """Answers from a queue (the last one repeats); raises what it is given. Records every call."""
 
     def __init__(self, *answers):
         self.answers = list(answers)
@@ -28,7 +28,8 @@ class ScriptedBackend(ChatBackend):
         return len(text.split())
 
     def _next(self):
-        a = self.answers.pop(0)
+        # the last answer repeats: an explanation asks once per pick
+        a = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(a, Exception):
             raise a
         return a

@@ -138,6 +138,14 @@ class Explanation:
             self._source.close()
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """Transitional: what :meth:`Explainer.stream` yields until the engine iterates :class:`Explanation` lines."""
+
+    kind: str  # always "token": a reviewed line and its newline (nothing is ever replaced any more)
+    text: str
+
+
 def figures(outcomes: Sequence[Outcome]) -> dict:
     """Bench figures over explanations (the integrator adds ``chat_llm_turn`` from its own timing)."""
     def pct(values):
@@ -689,6 +697,12 @@ class Explainer:
         t0 = time.perf_counter()
         outcome = Outcome(strategy=self._strategy_name())
         return Explanation(self._lines(list(recs), context, outcome, t0), outcome)
+
+    def stream(self, recs: Sequence, request: str = "") -> Iterator[Chunk]:
+        """Transitional adapter for callers of the old API (engine, REPL, UI): each reviewed line as one
+        "token" chunk. Remove once they use :meth:`explain`; it keeps no outcome."""
+        for line in self.explain(recs, ExplainContext(request=request)):
+            yield Chunk("token", line.text + "\n")
 
     def _strategy_name(self) -> str:
         if self.backend is None or self.strategy == "facts":
