@@ -28,7 +28,7 @@ from chatrec.core.items import tag_key
 from chatrec.core.preferences import Preferences
 from chatrec.core.profile import Profile
 from chatrec.reading.lexicon import genre_mentions
-from chatrec.llm.explain import ExplainContext, Explanation, Line, Outcome, reason
+from chatrec.llm.explain import ExplainContext, Explanation, Line, Outcome, liked_facts, reason
 from chatrec.ports import StateStore
 from chatrec.recommend.query import CONTEXT_ITEMS, Query, context_seeds
 from chatrec.recommend.ranking import Pool
@@ -246,11 +246,12 @@ class ChatEngine:
 
     def _explain_context(self, session: Session, text: str) -> ExplainContext:
         p, cat = session.profile, self.recommender.catalogue
-        liked = [cat.item(r).display_title for r in cat.rows_of(p.liked_items)]
+        liked = cat.items(cat.rows_of(p.liked_items))
         w = self.recommender.weights
-        return ExplainContext(request=text or session.request, liked_titles=tuple(liked),
+        return ExplainContext(request=text or session.request, liked_titles=tuple(it.display_title for it in liked),
                               disliked=tuple(sorted(p.disliked_tags, key=lambda t: -p.disliked_tags[t])[:5]),
-                              constraints=p.constraints.describe(), weights=(w.similarity, w.behaviour, w.content))
+                              constraints=p.constraints.describe(), weights=(w.similarity, w.behaviour, w.content),
+                              liked_facts=liked_facts(liked))
 
     def _store_turn(self, session: Session, text: str, header: str, answer: str) -> None:
         with self.locked(session):

@@ -220,3 +220,10 @@ def chroma_server(tmp_path):
     log.close()
 
 
+
+
+def fact_lines(text: str, titles) -> bool:
+    """Whether ``text`` is what an explanation falls back to: lines that each open with one pick's title (its
+    facts: "Alien (1979): The crew of ..."), never the model's words."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return bool(lines) and all(any(line.startswith(t) for t in titles) for line in lines)

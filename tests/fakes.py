@@ -14,7 +14,8 @@ CATALOG = ROOT / "data" / "movies.jsonl"
 
 
 class ScriptedModel(ChatBackend):
-    """Answers from a queue; raises what it is given. Records every call."""
+    """Answers from a queue (the last answer repeats: an explanation asks once per pick); raises what it is
+    given. Records every call."""
 
     def __init__(self, *answers):
         self.answers = list(answers)
@@ -25,7 +26,7 @@ class ScriptedModel(ChatBackend):
         return len(text.split())
 
     def _next(self):
-        a = self.answers.pop(0)
+        a = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(a, Exception):
             raise a
         return a

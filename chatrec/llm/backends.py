@@ -123,15 +123,19 @@ class ChatBackend(ABC):
         budget = self.info.context_window - max_tokens - 16
         return trim_to_budget(messages, budget, self.count_tokens)
 
+    #: whether ``grammar=`` (GBNF text) constrains the output; a backend without it ignores the argument
+    supports_grammar: bool = False
+
     @abstractmethod
     def complete(
         self, messages: Sequence[Message], json_schema: dict | None = None, max_tokens: int | None = None,
-        temperature: float = 0.0,
+        temperature: float = 0.0, grammar: str | None = None,
     ) -> str: ...
 
     @abstractmethod
     def stream(
-        self, messages: Sequence[Message], max_tokens: int | None = None, temperature: float = 0.3
+        self, messages: Sequence[Message], max_tokens: int | None = None, temperature: float = 0.3,
+        grammar: str | None = None,
     ) -> Iterator[str]: ...
 
 
@@ -154,7 +158,18 @@ def _close_local_models() -> None:
     _LOCAL_MODELS.clear()
 
 
+def _llama_grammar(text: str):
+    """A llama-cpp-python grammar from GBNF text. ``LlamaGrammar`` (0.3.x) only holds the text: llama.cpp
+    parses it into a fresh sampler on every call, so nothing compiled is shared between calls and no cache
+    is needed (or safe to assume for other versions)."""
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_string(text, verbose=False)
+
+
 class LocalBackend(ChatBackend):
+    supports_grammar = True
+
     def __init__(self, model_path: Path | str | None = None, n_ctx: int = 2048, n_threads: int | None = None,
                  max_tokens: int = 200):
         path = Path(model_path).expanduser() if model_path else default_gguf()
@@ -187,11 +202,13 @@ class LocalBackend(ChatBackend):
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
 
-    def complete(self, messages, json_schema=None, max_tokens=None, temperature=0.0) -> str:
+    def complete(self, messages, json_schema=None, max_tokens=None, temperature=0.0, grammar=None) -> str:
         max_tokens = max_tokens or self.max_tokens
         kwargs: dict = {"max_tokens": max_tokens, "temperature": temperature, **LOCAL_SAMPLING}
         if json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
+        elif grammar is not None:
+            kwargs["grammar"] = _llama_grammar(grammar)
         with self.lock:
             try:
                 out = self.model.create_chat_completion(messages=_dict_messages(self.fit(messages, max_tokens)),
@@ -200,14 +217,15 @@ class LocalBackend(ChatBackend):
                 raise LLMError(f"local model failed: {exc}") from exc
         return str(out["choices"][0]["message"].get("content") or "")
 
-    def stream(self, messages, max_tokens=None, temperature=0.3) -> Iterator[str]:
+    def stream(self, messages, max_tokens=None, temperature=0.3, grammar=None) -> Iterator[str]:
         max_tokens = max_tokens or self.max_tokens
+        extra = {"grammar": _llama_grammar(grammar)} if grammar is not None else {}
         with self.lock:
             try:
                 reason = None
                 for chunk in self.model.create_chat_completion(
                     messages=_dict_messages(self.fit(messages, max_tokens)), max_tokens=max_tokens,
-                    temperature=temperature, stream=True, **LOCAL_SAMPLING,
+                    temperature=temperature, stream=True, **LOCAL_SAMPLING, **extra,
                 ):
                     choice = chunk["choices"][0] if chunk["choices"] else {}
                     text = choice.get("delta", {}).get("content")
@@ -264,7 +282,8 @@ class OpenAIBackend(ChatBackend):
             retry=retry_if_exception(lambda e: isinstance(e, transient) and not _format_refused(e)), reraise=True,
         )(fn)
 
-    def complete(self, messages, json_schema=None, max_tokens=None, temperature=0.0) -> str:
+    def complete(self, messages, json_schema=None, max_tokens=None, temperature=0.0, grammar=None) -> str:
+        """``grammar`` is ignored: OpenAI-compatible servers take no GBNF (callers review the answer)."""
         import openai
 
         max_tokens = max_tokens or self.max_tokens
@@ -299,8 +318,8 @@ class OpenAIBackend(ChatBackend):
                 raise LLMError(self._describe(exc, retried=True)) from None
         raise LLMError(f"hosted model refused the request: {_safe(last)}")
 
-    def stream(self, messages, max_tokens=None, temperature=0.3) -> Iterator[str]:
-        max_tokens = max_tokens or self.max_tokens
+    def stream(self, messages, max_tokens=None, temperature=0.3, grammar=None) -> Iterator[str]:
+        max_tokens = max_tokens or self.max_tokens  # grammar ignored, as in complete()
         lc = _lc_messages(self.fit(messages, max_tokens))
         reason = None
         try:

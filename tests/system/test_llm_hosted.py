@@ -12,11 +12,11 @@ import pytest
 
 from chatrec.core.items import Item
 from chatrec.llm.backends import CUT_MARK, OpenAIBackend
-from chatrec.llm.explain import Explainer
+from chatrec.llm.explain import ExplainContext, Explainer, fact_line
 from chatrec.llm.extract import Extractor, LLMExtractor
 from chatrec.reading.rules import RuleExtractor
 from chatrec.core.scoring import Breakdown
-from conftest import free_port, run_cli, running_llama_server
+from conftest import free_port, run_cli, running_llama_server, fact_lines
 from fake_openai import FaultServer
 
 pytestmark = pytest.mark.slow
@@ -69,11 +69,15 @@ def test_explanation_streams_through_the_openai_backend(llama_server, no_key):
     cut = list(backend.stream([("user", "Describe three famous films in detail.")], max_tokens=5))
     assert cut[-1] == CUT_MARK and "".join(cut[:-1]).strip()  # the budget ended it, and the answer says so
     explainer = Explainer(backend)
-    text = explainer.explain_text(_recs(), "something funny")
-    assert text.strip()
-    assert explainer.last_first_token_s is not None
-    if explainer.last_fallback_reason is None:  # the model's own words passed the check
-        assert "Toy Story" in text or "Heat" in text or len(text.split()) >= 3
+    assert explainer.capable and explainer._strategy_name() == "free"  # no grammar over HTTP: the same prompt
+    e = explainer.explain(_recs(), ExplainContext(request="something funny"))
+    lines = list(e)
+    assert [l.pick for l in lines] == [0, 1]  # a line per pick, model's or facts
+    assert e.outcome.first_visible_s is not None and e.outcome.lines_written == 2
+    for line in lines:  # shown only after the same review as the local model's
+        assert explainer.review_line(line.text, _recs(), line.pick) is None
+        if line.source == "facts":
+            assert line.text == fact_line(_recs()[line.pick], context=ExplainContext(request="something funny"))
 
 
 def test_cli_explain_against_the_server(llama_server, default_data_dir, no_key):
@@ -125,11 +129,12 @@ def _turn(backend, caplog):
     prefs = Extractor(RuleExtractor(), LLMExtractor(backend), mode="union").extract("a scary movie, no comedy")
     assert prefs.liked_tags == ["horror"] and prefs.disliked_tags == ["comedy"]
     assert any("LLM unavailable" in n for n in prefs.notes)
-    explainer = Explainer(backend)
-    text = explainer.explain_text(_recs(), "a scary movie")
-    assert text.startswith("1. Toy Story (1995):") and "score" in text  # the template
-    assert explainer.last_fallback_reason
-    return prefs, explainer
+    e = Explainer(backend).explain(_recs(), ExplainContext(request="a scary movie"))
+    lines = list(e)
+    assert [(l.pick, l.source) for l in lines] == [(0, "facts"), (1, "facts")]  # the facts, no error
+    assert lines[0].text == "Toy Story (1995): Toys come to life."
+    assert e.outcome.fallback_reason and e.outcome.withdrawn
+    return prefs, e.outcome
 
 
 def test_server_down(no_key, caplog):
@@ -164,9 +169,9 @@ def test_http_500_retries_are_bounded(fault_server, no_key, caplog):
 def test_garbage_output_falls_back(fault_server, no_key, caplog):
     server = fault_server("garbage")
     backend = OpenAIBackend("m", base_url=server.url, timeout=5, retries=2)
-    prefs, explainer = _turn(backend, caplog)
+    prefs, outcome = _turn(backend, caplog)
     assert "no JSON object" in caplog.text or "invalid JSON" in caplog.text
-    assert "not in the list" in explainer.last_fallback_reason and "Titanic" in explainer.last_fallback_reason
+    assert "not in the list" in outcome.fallback_reason and "Titanic" in outcome.fallback_reason
 
 
 def test_cli_with_the_server_down_still_answers(default_data_dir, no_key):
@@ -178,7 +183,8 @@ def test_cli_with_the_server_down_still_answers(default_data_dir, no_key):
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert len(data["items"]) == 3 and data["explanation"].startswith("1. ")
+    assert len(data["items"]) == 3
+    assert fact_lines(data["explanation"], [f"{it['title']} ({it['year']})" for it in data["items"]])
     assert "LLM failed" in data["explanation_fallback"]
-    assert "explanation failed, using the template" in proc.stderr
+    assert "explanation failed, using the fact lines" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from conftest import ROOT, private_data_dir, run_cli
+from conftest import ROOT, private_data_dir, run_cli, fact_lines
 from fake_openai import FaultServer
 
 pytestmark = pytest.mark.slow
@@ -116,7 +116,7 @@ def test_api_key_and_message_never_in_output_errors_or_logs(data_dir, echo_serve
     assert proc.returncode == 0, proc.stderr
     assert echo_server.requests and len(echo_server.requests) <= 3  # 1 + 1 retry, then the stream once
     data = json.loads(proc.stdout)
-    assert data["explanation"].startswith("1. ")
+    assert fact_lines(data["explanation"], [f"{it['title']} ({it['year']})" for it in data["items"]])
     everything = proc.stdout + proc.stderr
     for n in (12, 20):  # no piece of the key, not even its start
         assert key[:n] not in everything and key[-n:] not in everything
