@@ -12,11 +12,13 @@ Routes (all JSON; errors are ``{"error": {"type", "message"}}``, never a stack t
     DELETE /v1/users/{user}                forget-me: every stored row of the user is deleted
     GET    /v1/models, POST /v1/chat/completions   OpenAI-compatible; the request's ``user`` is the user id
 
-Threading: the event loop never runs engine code. Blocking calls go to worker threads in two lanes: the
-*work* lane (``CHATREC_API_WORKERS`` threads: reading, retrieval, ranking, feedback, profile, SQLite) and the
-*LLM* lane (one call at a time for the in-process llama.cpp model, which serialises calls anyway), so a
-model that talks for seconds never holds up feedback, profiles or picks-only turns. At most
-``CHATREC_API_LLM_QUEUE`` requests wait for the LLM; more get 503 with Retry-After.
+Threading: the event loop never runs engine code. Blocking calls go to worker threads in three lanes: the
+*turn* lane (``CHATREC_API_WORKERS`` threads: a message's reading, retrieval and ranking, one-shot
+recommendations; CPU-bound), the *quick* lane (8 threads: feedback re-ranks, profiles, history, forget-me,
+storing a finished turn) and the *LLM* lane (one call at a time for the in-process llama.cpp model, which
+serialises calls anyway). So a model that talks for seconds never holds up feedback, profiles or picks-only
+turns, and a profile never queues behind a burst of turns. At most ``CHATREC_API_LLM_QUEUE`` requests wait
+for the LLM; more get 503 with Retry-After.
 
 Sessions live in a bounded LRU keyed by user id (evicted ones are restored from SQLite); one API key serves
 one application, which passes its own end users' ids: no route lists users, and a user id reaches only
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 _USER_ID = re.compile(USER_ID_PATTERN)
 KEEPALIVE_S = 15.0  # an SSE comment this often while a stream waits for the LLM
+QUICK_THREADS = 8  # the quick lane: feedback, profile, history, forget-me, storing a turn
 MAX_CONNECTIONS = 256  # uvicorn answers 503 beyond this many concurrent connections
 DEFAULT_PORT = 8765
 
@@ -222,7 +225,9 @@ class TurnResponse(BaseModel):
     explanation: list[ExplanationLine]
     explanation_fallback: str | None
     explanation_corrections: list[str]
-    seconds: float
+    explanation_seconds: float | None = Field(None, description="Writing and reviewing the explanation (the "
+                                              "model's time, without waiting for it).")
+    seconds: float = Field(..., description="The whole turn, waits included.")
 
 
 class FeedbackResponse(BaseModel):
@@ -266,8 +271,10 @@ class ForgetResponse(BaseModel):
 
 
 class Lanes(BaseModel):
-    work_running: int
-    work_waiting: int
+    turn_running: int
+    turn_waiting: int
+    quick_running: int
+    quick_waiting: int
     llm_running: int
     llm_waiting: int
     llm_admitted: int = Field(..., description="Requests holding or waiting for the LLM (503 past capacity + queue).")
@@ -326,6 +333,7 @@ def turn_tail(reply, seconds: float) -> dict:
     outcome = reply.outcome
     return {"explanation_fallback": outcome.fallback_reason if outcome else None,
             "explanation_corrections": [str(p) for p in outcome.repairs] if outcome else [],
+            "explanation_seconds": round(outcome.seconds, 4) if outcome else None,
             "seconds": round(seconds, 4)}
 
 
@@ -397,7 +405,7 @@ class Busy(Exception):
 
 
 class Api:
-    """The engine, its sessions and the two lanes of worker threads, shared by the routes."""
+    """The engine, its sessions and the lanes of worker threads, shared by the routes."""
 
     def __init__(self, application, settings):
         self.app = application
@@ -412,30 +420,30 @@ class Api:
         self.llm_capacity = 1 if local else settings.api_workers
         self.extract_with_llm = self.model_loaded and settings.extractor in ("llm", "union", "fill")
         self.log_messages = settings.log_messages
-        self._work = None  # anyio limiters, made in the event loop on first use
-        self._llm = None
+        self._limiters: dict | None = None  # anyio limiters, made in the event loop on first use
         self.llm_admitted = 0  # touched only on the event loop
 
-    def limiters(self):
+    def limiters(self) -> dict:
         import anyio
 
-        if self._work is None:
-            self._work = anyio.CapacityLimiter(self.settings.api_workers)
-            self._llm = anyio.CapacityLimiter(self.llm_capacity)
-        return self._work, self._llm
+        if self._limiters is None:
+            self._limiters = {"turn": anyio.CapacityLimiter(self.settings.api_workers),
+                              "quick": anyio.CapacityLimiter(QUICK_THREADS),
+                              "llm": anyio.CapacityLimiter(self.llm_capacity)}
+        return self._limiters
 
     async def run(self, lane: str, fn: Callable, *args):
-        """``fn(*args)`` on a worker thread of ``lane`` ("work" or "llm"); waits for it even if cancelled."""
+        """``fn(*args)`` on a worker thread of ``lane`` (turn, quick or llm); waits for it even if cancelled."""
         import anyio
 
-        work, llm = self.limiters()
-        return await anyio.to_thread.run_sync(fn, *args, limiter=llm if lane == "llm" else work)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiters()[lane])
 
     def lanes(self) -> dict:
-        work, llm = self.limiters()
-        w, m = work.statistics(), llm.statistics()
-        return {"work_running": w.borrowed_tokens, "work_waiting": w.tasks_waiting, "llm_running": m.borrowed_tokens,
-                "llm_waiting": m.tasks_waiting, "llm_admitted": self.llm_admitted}
+        out = {}
+        for name, limiter in self.limiters().items():
+            stats = limiter.statistics()
+            out[f"{name}_running"], out[f"{name}_waiting"] = stats.borrowed_tokens, stats.tasks_waiting
+        return {**out, "llm_admitted": self.llm_admitted}
 
     def needs_llm(self, explain: bool) -> bool:
         return self.model_loaded and (explain or self.extract_with_llm)
@@ -566,7 +574,7 @@ def create_app(application, settings=None):
 
         api.admit(llm)
         try:
-            return JSONResponse(await api.run("llm" if llm else "work", run))
+            return JSONResponse(await api.run("llm" if llm else "turn", run))
         finally:
             api.release(llm)
 
@@ -578,8 +586,8 @@ def create_app(application, settings=None):
         """One chat message of `user`: picks, what was understood, and the explanation. The turn is stored
         (history and profile) when the explanation ends."""
         stream = body.stream or "text/event-stream" in request.headers.get("accept", "")
-        lane = "llm" if api.extract_with_llm else "work"  # reading the message may use the model
-        explain_lane = "llm" if (body.explain and api.model_loaded) else "work"
+        lane = "llm" if api.extract_with_llm else "turn"  # reading the message may use the model
+        explain_lane = "llm" if (body.explain and api.model_loaded) else "quick"  # else: fact lines, then store
         llm = api.needs_llm(body.explain)
         api.admit(llm)
         released = False
@@ -597,8 +605,9 @@ def create_app(application, settings=None):
                 lines = await api.run(explain_lane, lambda: [line_json(x) for x in reply.lines()])
                 return JSONResponse({**turn_head(user, reply), "explanation": lines,
                                      **turn_tail(reply, time.perf_counter() - t0)})
-            released = True  # the stream releases the admission when it ends
-            return StreamingResponse(turn_events(user, reply, explain_lane, t0, llm), media_type="text/event-stream",
+            released = True  # the stream gives the admission back when it ends, however it ends
+            return StreamingResponse(Releasing(turn_events(user, reply, explain_lane, t0), lambda: api.release(llm)),
+                                     media_type="text/event-stream",
                                      headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
         finally:
             if not released:
@@ -627,9 +636,9 @@ def create_app(application, settings=None):
                 with anyio.CancelScope(shield=True):
                     if task is not None and not task.done():
                         await asyncio.wait({task})
-                    await api.run("work", it.close)
+                    await api.run("quick", it.close)
 
-    async def turn_events(user: str, reply, lane: str, t0: float, llm: bool):
+    async def turn_events(user: str, reply, lane: str, t0: float):
         try:
             yield sse("picks", turn_head(user, reply))
             async for line in lines_of(reply, lane):
@@ -641,8 +650,6 @@ def create_app(application, settings=None):
         except Exception as exc:  # noqa: BLE001 (the response has started: say so in the stream)
             _log_unhandled(exc, "turn stream", api.log_messages)
             yield sse("error", error_json("internal_error", "internal error; the server log has the details"))
-        finally:
-            api.release(llm)
 
     @v1.post("/users/{user}/feedback", response_model=FeedbackResponse, tags=["chat"],
              responses={409: {"model": ErrorResponse, "description": "No such pick in the current list."}})
@@ -662,7 +669,7 @@ def create_app(application, settings=None):
                     "picks": picks_json(reply.recommendations), "seconds": round(reply.seconds, 4),
                     "rerank_seconds": None if reply.rerank_seconds is None else round(reply.rerank_seconds, 4)}
 
-        return JSONResponse(await api.run("work", run))
+        return JSONResponse(await api.run("quick", run))
 
     @v1.get("/users/{user}/profile", response_model=ProfileResponse, tags=["profile"])
     async def profile(user: UserId):
@@ -675,7 +682,7 @@ def create_app(application, settings=None):
             return {"user": user, "understood": engine.understood(session.profile), "profile": view,
                     "picks": picks_json(shown)}
 
-        return JSONResponse(await api.run("work", run))
+        return JSONResponse(await api.run("quick", run))
 
     @v1.get("/users/{user}/history", response_model=HistoryResponse, tags=["profile"])
     async def history(user: UserId, limit: Annotated[int, Query(ge=1, le=200)] = 20):
@@ -687,7 +694,7 @@ def create_app(application, settings=None):
                 messages = list(session.history[-limit:])
             return {"user": user, "messages": [{"role": r, "content": c} for r, c in messages]}
 
-        return JSONResponse(await api.run("work", run))
+        return JSONResponse(await api.run("quick", run))
 
     @v1.delete("/users/{user}", response_model=ForgetResponse, tags=["profile"])
     async def forget(user: UserId):
@@ -698,7 +705,7 @@ def create_app(application, settings=None):
             api.sessions.drop(user)
             return {"user": user, "forgotten": True}
 
-        return JSONResponse(await api.run("work", run))
+        return JSONResponse(await api.run("quick", run))
 
     # -- OpenAI-compatible --------------------------------------------------------------------------
     def openai_error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error"):
@@ -725,8 +732,8 @@ def create_app(application, settings=None):
         if text is None:
             return openai_error(400, "no message with role `user` in `messages`", "messages")
         user, model = body.user, body.model or "chatrec"
-        lane = "llm" if api.extract_with_llm else "work"
-        explain_lane = "llm" if api.model_loaded else "work"
+        lane = "llm" if api.extract_with_llm else "turn"
+        explain_lane = "llm" if api.model_loaded else "quick"
         llm = api.model_loaded
         try:
             api.admit(llm)
@@ -773,11 +780,9 @@ def create_app(application, settings=None):
                 except Exception as exc:  # noqa: BLE001
                     _log_unhandled(exc, "chat completion stream", api.log_messages)
                     yield f"data: {json.dumps(error_json('internal_error', 'internal error'))}\n\n"
-                finally:
-                    api.release(llm)
 
             released = True
-            return StreamingResponse(events(), media_type="text/event-stream",
+            return StreamingResponse(Releasing(events(), lambda: api.release(llm)), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
         finally:
             if not released:
@@ -786,6 +791,33 @@ def create_app(application, settings=None):
     fastapi_app.include_router(public)
     fastapi_app.include_router(v1)
     return Guard(fastapi_app, settings, api)
+
+
+class Releasing:
+    """A streamed body that calls ``release`` exactly once however the stream ends: at its end, on an error
+    or a cancellation (the client went away), or when it is dropped without ever being started (the server
+    may cancel a response before its first chunk, and a never-started generator runs no ``finally``)."""
+
+    def __init__(self, body, release: Callable[[], None]):
+        self.body, self._release = body, release
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self.body.__anext__()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def __del__(self):
+        self.release()
 
 
 def _content_text(content) -> str:

@@ -125,7 +125,8 @@ def test_health_docs_and_openapi(server):
     assert health.status == 200
     body = health.json()
     assert body["status"] == "ok" and body["api"] == "v1" and body["llm"] == "none" and body["items"] > 9000
-    assert set(body["lanes"]) >= {"work_running", "work_waiting", "llm_running", "llm_waiting"}
+    assert set(body["lanes"]) >= {"turn_running", "turn_waiting", "quick_running", "quick_waiting", "llm_running",
+                                  "llm_waiting", "llm_admitted"}
     docs = call(url, "GET", "/docs", key=None)
     assert docs.status == 200 and "swagger" in docs.text.lower()
     spec = call(url, "GET", "/openapi.json", key=None).json()
