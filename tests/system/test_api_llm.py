@@ -115,3 +115,33 @@ def test_the_openai_client_streams_the_explanation(llm_server):
                                           messages=[{"role": "user", "content": "something funny instead"}])
     content = done.choices[0].message.content
     assert content.startswith("5 picks (comedy") and "\n\n" in content and "is a good fit" in content
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_model_and_the_turn_is_stored(llm_server):
+    """The client reads the picks event and hangs up while the model talks: the model's call finishes, its
+    lane and queue place are given back, and the turn is in the user's history."""
+    import http.client
+
+    url, _ = llm_server
+    user = f"leaver-{uuid.uuid4().hex[:6]}"
+    conn = http.client.HTTPConnection(url.split("//", 1)[1], timeout=30)
+    conn.request("POST", f"/v1/users/{user}/turns", body=b'{"text": "a heist film", "stream": true}',
+                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    first = resp.readline() + resp.readline()  # (HTTPResponse.readline undoes the chunked encoding)
+    assert first.startswith(b"event: picks")
+    conn.sock.close()  # gone while the model talks
+    conn.close()
+    deadline = time.monotonic() + 30
+    while call(url, "GET", "/v1/health", key=None).json()["lanes"]["llm_admitted"] != 0:
+        assert time.monotonic() < deadline, "the stream's place at the model was never given back"
+        time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while not call(url, "GET", f"/v1/users/{user}/history").json()["messages"]:
+        assert time.monotonic() < deadline, "the abandoned turn was not stored"
+        time.sleep(0.1)
+    said = call(url, "GET", f"/v1/users/{user}/history").json()["messages"]
+    assert [m["content"] for m in said if m["role"] == "user"] == ["a heist film"]
+    # and the next explaining turn gets the model (no leaked admission: the queue is 0 here)
+    assert call(url, "POST", f"/v1/users/{user}/turns", {"text": "a funny heist film"}).status == 200
