@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     )
     api_max_body: int = Field(65536, ge=1024, le=16 * 1024 * 1024,
                               description="Largest request body the API reads, in bytes (larger: HTTP 413).")
-    api_workers: int = Field(4, ge=1, le=64, description="Threads for the API's turns and one-shot "
-                             "recommendations (CPU-bound: a few per core); feedback and profiles have their own.")
+    api_workers: int = Field(2, ge=1, le=64, description="Threads for the API's turns and one-shot "
+                             "recommendations (CPU-bound, largely under the GIL: more threads measured slower, "
+                             "docs/API.md); feedback and profiles have their own.")
     api_llm_queue: int = Field(16, ge=0, le=1024, description="API requests that need the LLM and may wait for "
                                "it beyond those it is serving; more get HTTP 503 with Retry-After.")
     api_sessions: int = Field(1024, ge=1, le=1_000_000, description="Users' sessions the API keeps in memory "
