@@ -40,7 +40,7 @@ import time
 import traceback
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -738,7 +738,8 @@ def create_app(application, settings=None):
         try:
             api.admit(llm)
         except Busy:
-            return JSONResponse({"error": {"message": "the language model is busy; retry shortly", "type": "server_error",
+            return JSONResponse({"error": {"message": "the language model is busy; retry shortly",
+                                           "type": "server_error",
                                            "param": None, "code": "busy"}}, 503, headers={"Retry-After": "5"})
         released = False
         try:

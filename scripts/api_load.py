@@ -222,7 +222,8 @@ class Client:
         if out is not None:
             said = [m["content"] for m in out["messages"] if m["role"] == "user"]
             if [m for m in said if m not in self.sent]:
-                self.leaks.append(f"history: messages this client never sent: {[m for m in said if m not in self.sent]}")
+                strangers = [m for m in said if m not in self.sent]
+                self.leaks.append(f"history: messages this client never sent: {strangers}")
             elif said != self.sent and not (self.failed_turns and len(self.sent) - len(said) <= self.failed_turns):
                 self.missing.append(f"history: {len(said)} messages, expected this client's {len(self.sent)}")
             for m in out["messages"]:

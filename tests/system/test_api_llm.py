@@ -96,7 +96,8 @@ def test_streamed_turn_explained_by_the_model_while_other_calls_stay_fast(llm_se
     # the turn was stored with the model's lines once they ended
     history = call(url, "GET", f"/v1/users/{user}/history").json()["messages"]
     assert history[-1]["role"] == "assistant" and "is a good fit" in history[-1]["content"]
-    print(f"\nwhile the model talked ({ANSWER_S:.0f} s): " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in fast.items()))
+    print(f"\nwhile the model talked ({ANSWER_S:.0f} s): "
+          + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in fast.items()))
 
 
 def test_the_openai_client_streams_the_explanation(llm_server):
