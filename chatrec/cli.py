@@ -168,6 +168,7 @@ def recommend(
 ) -> None:
     """Rank the catalogue for TEXT and tag preferences: the chat's own turn, on a throwaway session. The LLM
     is used only with --explain (and for extraction when CHATREC_EXTRACTOR asks for it)."""
+    from chatrec.api import recommend_payload, recommend_warnings
     from chatrec.llm.explain import reason
 
     settings = _settings(llm)
@@ -176,24 +177,10 @@ def recommend(
     application = _app(settings, quiet=json_)
     reply = application.one_shot.recommend(text, like_tag, dislike_tag, k, filter_disliked, explain)
     _warn(application)
-    warnings = [n for n in reply.notes if n != reply.constraint_note]
-    for w in warnings:
+    for w in recommend_warnings(reply):
         err.print(f"[yellow]warning:[/] {escape(w)}")
     if json_:
-        payload = {"items": [r.to_json() for r in reply.recommendations], "cold_start": reply.cold_start,
-                   "warnings": warnings, "understood": reply.understood}
-        if reply.constraint_note:
-            payload["note"] = reply.constraint_note
-        if reply.explanation is not None:
-            payload["explanation"] = reply.text()
-            outcome = reply.outcome
-            if outcome.fallback_reason:
-                payload["explanation_fallback"] = outcome.fallback_reason
-            if outcome.repairs:
-                payload["explanation_corrections"] = [str(p) for p in outcome.repairs]
-        if reply.preferences is not None:
-            payload["preferences"] = reply.preferences
-        _print_json(payload)
+        _print_json(recommend_payload(reply))  # the shape POST /v1/recommend answers
         return
     if reply.cold_start:
         out.print("No preference known yet: here are popular, well-rated picks. Tell me what you like!")
@@ -302,6 +289,33 @@ def ui(
 
     _, engine = _engine(_settings(llm))
     launch(engine, host=host, port=port)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs CHATREC_API_KEY.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: pick a free one).")] = 8765,
+    llm: LLMChoice = None,
+) -> None:
+    """Serve the HTTP API on http://HOST:PORT: versioned JSON routes under /v1, an OpenAI-compatible
+    /v1/chat/completions, OpenAPI docs at /docs (docs/API.md)."""
+    from chatrec.api import bind_problem, serve as run
+
+    settings = _settings(llm)
+    problem = bind_problem(host, settings)
+    if problem:
+        raise UserError(problem)
+    application, _ = _engine(settings)
+
+    def ready(url: str) -> None:
+        print(f"chatrec API on {url} (docs: {url}/docs)" + ("" if settings.api_key else "; no API key: "
+              "loopback only"), flush=True)
+
+    try:
+        run(application, host, port, ready)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 # -- evaluations ---------------------------------------------------------------------------------

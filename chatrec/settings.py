@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The repository checkout (or installed tree) that holds ``data/`` and ``prompts/``.
@@ -96,6 +96,21 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "WARNING", description="What the log (stderr) shows.")
 
+    # The HTTP API (`chatrec serve`, chatrec/api.py).
+    api_key: SecretStr | None = Field(
+        None, description="Key the HTTP API requires (Authorization: Bearer KEY or X-API-Key); required when "
+        "`chatrec serve` binds anything but loopback. Never logged.",
+    )
+    api_max_body: int = Field(65536, ge=1024, le=16 * 1024 * 1024,
+                              description="Largest request body the API reads, in bytes (larger: HTTP 413).")
+    api_workers: int = Field(2, ge=1, le=64, description="Threads for the API's turns and one-shot "
+                             "recommendations (CPU-bound, largely under the GIL: more threads measured slower, "
+                             "docs/API.md); feedback and profiles have their own.")
+    api_llm_queue: int = Field(16, ge=0, le=1024, description="API requests that need the LLM and may wait for "
+                               "it beyond those it is serving; more get HTTP 503 with Retry-After.")
+    api_sessions: int = Field(1024, ge=1, le=1_000_000, description="Users' sessions the API keeps in memory "
+                              "(least recently used are dropped and restored from the state database).")
+
     @field_validator("data_dir", "catalog", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -105,6 +120,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value):
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _optional_key(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("interactions", mode="before")
     @classmethod
