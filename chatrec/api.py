@@ -486,7 +486,7 @@ def _auth_dependencies(settings):
 def create_app(application, settings=None):
     """The FastAPI application over an :class:`chatrec.app.App` whose index is built."""
     import anyio
-    from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
+    from fastapi import APIRouter, FastAPI, Path, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException

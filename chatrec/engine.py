@@ -50,6 +50,8 @@ EVENT_VERBS = {"like": "Liked", "dislike": "Disliked", "watched": "Marked as wat
 MAX_MESSAGE_CHARS = 2000
 #: on a like, this many of the items most co-liked with the new likes join the pool (a re-rank stays ~ms)
 LIKE_COLLAB_ROWS = 30
+#: session locks kept before the idle ones are dropped
+MAX_LOCKS = 10_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -126,6 +128,7 @@ class Session:
     # picks shown on earlier turns, oldest first: what the conversation has been about (they seed the
     # collaborative part, as a human recommender's own suggestions steer the next ones; ReDial, docs/RESULTS.md)
     context: list[str] = field(default_factory=list)
+    k: int | None = None  # list length for this session (None: the engine's)
 
 
 class ChatEngine:
@@ -160,7 +163,14 @@ class ChatEngine:
     def locked(self, session: Session):
         """The session's lock (re-entrant): every public method takes it; front ends read under it."""
         with self._locks_lock:
-            lock = self._locks.setdefault(session.user_id, threading.RLock())
+            lock = self._locks.get(session.user_id)
+            if lock is None:
+                if len(self._locks) >= MAX_LOCKS:  # forget the locks nobody holds (one per user id ever seen)
+                    for user, idle in list(self._locks.items()):
+                        if idle.acquire(blocking=False):
+                            idle.release()
+                            del self._locks[user]
+                lock = self._locks[session.user_id] = threading.RLock()
         with lock:
             yield
 
@@ -188,14 +198,8 @@ class ChatEngine:
         prefs = self.extractor.extract(text) if text.strip() else None
         if liked or disliked or unknown_like:
             prefs = _with_tags(prefs, liked, disliked, list(unknown_like))
-        session = Session("__one-shot__")
-        session.profile = Profile()
-        saved_k, self.k = self.k, k
-        try:
-            reply = self._answer(session, text, prefs, notes, explain=explain, store=False,
-                                 filter_disliked=filter_disliked)
-        finally:
-            self.k = saved_k
+        session = Session("__one-shot__", k=k)
+        reply = self._answer(session, text, prefs, notes, explain=explain, store=False, filter_disliked=filter_disliked)
         reply.seconds = time.perf_counter() - t0
         return reply
 
@@ -216,7 +220,7 @@ class ChatEngine:
                 constraints=plan.constraints, new_request=plan.new_request,
             )
         if plan.kind == "unclear" and session.profile.is_empty:
-            result = self.recommender.recommend(Query(exclude_ids=session.profile.excluded), k=self.k)
+            result = self.recommender.recommend(Query(exclude_ids=session.profile.excluded), k=self._k(session))
             session.shown, session.result = result.items, result
             session.pool, session.arrays, session.earlier, session.request = [], None, set(), ""
             reply = Reply("clarify", CLARIFY, list(session.shown), notes=notes, cold_start=True)
@@ -429,7 +433,7 @@ class ChatEngine:
         rec = self.recommender
         query = self._query(session)
         if fresh:
-            cands = rec.candidates(query, self.k)
+            cands = rec.candidates(query, self._k(session))
             session.masks = (query.constraints, cands.masks)
             session.pool, session.arrays = cands.rows, None
         else:  # a like changes who the user resembles: their favourites join the pool
@@ -441,12 +445,17 @@ class ChatEngine:
             session.arrays = rec.pool(session.pool)
         elif len(session.arrays) != len(session.pool):
             session.arrays = rec.extend_pool(session.arrays, session.pool[len(session.arrays):])
-        session.result = rec.rank(query, session.arrays, cands, self.k, filter_disliked)
+        session.result = rec.rank(query, session.arrays, cands, self._k(session), filter_disliked)
         session.shown = session.result.items
 
+    def _k(self, session: Session) -> int:
+        return session.k or self.k
+
     def _pick(self, session: Session, which: int | str) -> Recommendation:
-        if isinstance(which, int) or (isinstance(which, str) and which.strip().isdigit()):
-            n = int(which)
+        """Pick ``which``: a 1-based number in the current list (an int), or an item id (a str: ids may be
+        digits, so a string is never read as a number)."""
+        if isinstance(which, int):
+            n = which
             if not 1 <= n <= len(session.shown):
                 raise EngineError(
                     f"no pick number {n}: the list has {len(session.shown)}" if session.shown

@@ -171,3 +171,36 @@ def test_a_like_while_the_explanation_streams_is_kept(app):
     list(lines)
     assert disliked in s.profile.disliked_items and disliked not in {r.item.id for r in s.shown}
     assert engine.state.load_profile("u5").disliked_items == s.profile.disliked_items
+
+
+def test_feedback_by_item_id_even_when_ids_are_digits(app):
+    engine = app.engine
+    s = engine.session("ids")
+    engine.turn(s, "a comedy").text()
+    third = s.shown[2].item.id  # the catalogue's ids are digits: "5" is an id here, not pick 5
+    reply = engine.feedback(s, third, "dislike")
+    assert third not in {r.item.id for r in reply.recommendations} and third in s.profile.disliked_items
+    with pytest.raises(EngineError, match="not in the current list"):
+        engine.feedback(s, "no-such-id", "like")
+
+
+def test_one_shot_calls_with_different_k_at_once_keep_their_own_length(app):
+    results: dict[int, int] = {}
+
+    def ask(k):
+        for _ in range(20):
+            results[k] = len(app.one_shot.recommend("a comedy", k=k).recommendations)
+            assert results[k] == k
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in (2, 7)]
+    [t.start() for t in threads]
+    [t.join(30) for t in threads]
+    assert results == {2: 2, 7: 7}
+
+
+def test_a_refinement_nothing_meets_changes_the_subject(app):
+    engine = app.engine
+    s = engine.session("subject")
+    engine.turn(s, "something with Tom Cruise").text()
+    reply = engine.turn(s, "something from the 1970s")  # no Tom Cruise film then: a new subject
+    assert "Tom Cruise" not in reply.understood and "1970–1979" in reply.understood
