@@ -92,7 +92,8 @@ def test_local_model_context_overflow_is_trimmed_not_fatal(recommender, tmp_path
 
     backend.fit = spy  # measure what reaches llama.cpp: prompt + answer must fit the window
     reply, text = answered(engine, LONG)
-    assert len(calls) == 2 and all(n < 512 for n in calls), calls  # extraction + explanation
+    # extraction, then one call per explained pick (up to 3): each fits the window
+    assert 2 <= len(calls) <= 4 and all(n < 512 for n in calls), calls
     assert not any("exceed" in n or "context" in n for n in reply.notes), reply.notes
     assert "comedy" in reply.preferences["liked_tags"] and "horror" in reply.preferences["disliked_tags"]
     reason = reply.outcome.fallback_reason or ""
