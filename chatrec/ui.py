@@ -31,7 +31,7 @@ CSS = """
 .card-tags {margin: 4px 0; font-size: 0.85em; opacity: 0.85;}
 .card-tags span {display: inline-block; border-radius: 6px; padding: 0 6px; margin: 1px 2px;
   background: var(--background-fill-secondary);}
-.bars {display: grid; grid-template-columns: 1.6em 1fr 2.6em; gap: 2px 6px; align-items: center;
+.bars {display: grid; grid-template-columns: 3.4em 1fr 2.6em; gap: 2px 6px; align-items: center;
   font-size: 0.8em;}
 .bar {height: 8px; border-radius: 4px; background: var(--color-accent);}
 .bar-bg {background: var(--background-fill-secondary); border-radius: 4px;}
