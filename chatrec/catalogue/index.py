@@ -202,7 +202,9 @@ class CatalogueIndex:
             for ids, vectors, _ in self.index.scan(include_vectors=True):
                 fresh.update((i, v) for i, v in zip(ids, vectors) if i in missing)
         order = sorted(items, key=lambda it: _id_sort_key(it.id))
-        matrix = np.vstack([fresh[it.id] for it in order])
+        # an index whose items were all deleted is empty, not broken
+        matrix = (np.vstack([fresh[it.id] for it in order]) if order
+                  else np.zeros((0, self.embedder.dimension), dtype=np.float32))
         self._save_cache(folder, Catalogue.from_items(order, matrix, fp))
 
     def _hashes(self) -> dict[str, str]:

@@ -190,7 +190,9 @@ def test_recommend_is_the_cli_json(server):
     assert len(body.items) == 4 and "with Tom Hanks" in body.understood
     assert any("zzunknownzz" in w for w in body.warnings)
     explained = call(url, "POST", "/v1/recommend", {"text": "space", "k": 2, "explain": True}).json()
-    assert explained["explanation"].startswith("1. ") and explained["explanation_fallback"] == "no LLM configured"
+    first = explained["items"][0]
+    assert explained["explanation"].startswith(f"{first['title']} ({first['year']})")  # a fact line per pick
+    assert explained["explanation_fallback"] == "no LLM configured"
 
 
 def test_a_conversation_turns_stream_feedback_profile_history_forget(server):
@@ -210,10 +212,11 @@ def test_a_conversation_turns_stream_feedback_profile_history_forget(server):
     assert stream.status == 200 and stream.headers["content-type"].startswith("text/event-stream")
     events = sse_events(stream.body)
     kinds = [e for e, _ in events]
-    assert kinds[0] == "picks" and kinds[-1] == "done" and set(kinds[1:-1]) == {"line"} and len(kinds) == 7, kinds
+    assert kinds[0] == "picks" and kinds[-1] == "done" and set(kinds[1:-1]) == {"line"}, kinds
     picks = events[0][1]
     assert "comedy" in picks["understood"] and len(picks["picks"]) == 5 and "explanation" not in picks
-    assert [d["pick"] for e, d in events if e == "line"] == [1, 2, 3, 4, 5]
+    numbers = [d["pick"] for e, d in events if e == "line"]  # the top picks with something to say, in order
+    assert numbers and numbers == sorted(set(numbers)) and set(numbers) <= {1, 2, 3, 4, 5}, numbers
     # Accept: text/event-stream also asks for a stream; explain: false gives the picks alone
     accept = call(url, "POST", f"/v1/users/{user}/turns", {"text": "funny, but nothing too long", "explain": False},
                   headers={"Accept": "text/event-stream"})
