@@ -4,8 +4,8 @@ Usage::
 
     python -m chatrec.builders.redial --source ../shared/data --out data/redial/co_mentions.csv.gz
 
-One row per (conversation, movie) named by either side, from ``train_500.jsonl`` and ``valid_100.jsonl``
-(the 600 ReDial training conversations we have), columns ``conversationId,movieId``, sorted numerically,
+One row per (conversation, movie) named by either side, from ``train_500.jsonl``, ``valid_100.jsonl`` and
+``extra_801.jsonl`` (the 1,401 conversations of ReDial's training split we have), columns ``conversationId,movieId``, sorted numerically,
 gzip with mtime 0: byte-reproducible. It is an interaction log (each conversation one "user") for the
 collaborative part of B on the ReDial catalogue; evaluations drop the rows of the conversations they score.
 Standard library only.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from chatrec.builders import SourceError, atomic_output
 
-FILES = ("train_500.jsonl", "valid_100.jsonl")
+FILES = ("train_500.jsonl", "valid_100.jsonl", "extra_801.jsonl")
 MENTION = re.compile(r"@(\d+)")
 
 
