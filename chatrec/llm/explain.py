@@ -430,10 +430,11 @@ several many some one young old""".split())
 _FUNCTION_WORDS = frozenset("""a an the and or but of to in on at for with by from as into is are was were be been
 who whom whose which that this his her their its he she they it when where while after before than then
 not no so if over under about""".split())
+MIN_STRETCH = 4  # words of the overview a line copies, at least
 FRAMES = ("is about", "follows", "has", "features", "is a film about", "is the story of")
 
 
-def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: ExplainContext) -> str:
+def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: ExplainContext) -> str | None:
     """GBNF for one pick's line as copied phrases: its title, a connective from a closed set (:data:`FRAMES`,
     or "is a <its own genre> film about"), one unbroken stretch of its overview's words, then optionally
     ", with" one or two of its keywords, and a full stop. The model chooses where the stretch starts and ends;
@@ -456,6 +457,7 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
         return not (word.strip(",;:") in other_titles and word.strip(",;:") not in own_title)
 
     rules: list[str] = []
+    pending: list[str] = []
     starts: list[str] = []
     for sentence in facts.about:
         hard_cut = sentence.endswith(_MID_CLAUSE)
@@ -487,8 +489,20 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
                 else:
                     follow = f'" " s{base + i + 1}'
                     rules.append(f"{name} ::= {_gbnf(word)} ({follow})?" if end else f"{name} ::= {_gbnf(word)} {follow}")
-                if start:
-                    starts.append(name)
+            starts_here = [i for i, (_, start, _) in enumerate(segment) if start]
+            for i in starts_here:
+                # a stretch of fewer than MIN_STRETCH words says nothing ("is about the scene", "their own
+                # devices"): the first words of a start are written out again as one required chain
+                if i + MIN_STRETCH > len(segment):
+                    continue
+                chain = [f"s{base + i + MIN_STRETCH - 1}"]
+                for j in range(i + MIN_STRETCH - 2, i - 1, -1):
+                    name = f"s{len(rules) + len(pending)}"
+                    pending.append(f"{name} ::= {_gbnf(segment[j][0])} \" \" {chain[-1]}")
+                    chain.append(name)
+                starts.append(chain[-1])
+            rules.extend(pending)
+            pending.clear()
             segment = []
     keywords = list(dict.fromkeys(k for k in facts.keywords if allowed(k) and all(allowed(w) for w in k.split())))
     frames = list(FRAMES) + [f"is {'an' if g[:1].lower() in 'aeiou' else 'a'} "
@@ -503,6 +517,8 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
             rest = [b for b in keywords if b != a]
             pairs.append(_gbnf(a) + (" (\", \" (" + " | ".join(_gbnf(b) for b in rest) + "))?" if rest else ""))
         kw_rules.append("kws ::= " + " | ".join(f"({p})" for p in pairs))
+    if not body and not keywords:
+        return None  # nothing long enough to copy: the pick keeps its fact line
     if body and keywords:
         root = head + 'span (", with " kws)? "."'
     elif body:
@@ -759,10 +775,14 @@ class Explainer:
             outcome.repairs = tuple(problems)
             outcome.seconds = time.perf_counter() - t0
 
-    def _ask(self, recs, p: int, facts: PickFacts, context: ExplainContext, strategy: str, outcome: Outcome) -> str:
-        """The model's line about pick ``p`` (its first line, the title put in front when it left it out)."""
+    def _ask(self, recs, p: int, facts: PickFacts, context: ExplainContext, strategy: str,
+             outcome: Outcome) -> str | None:
+        """The model's line about pick ``p`` (its first line, the title put in front when it left it out), or
+        None when its facts hold nothing the phrase grammar may copy."""
         grammar = (line_grammar(recs, p, facts, context, self.max_words) if strategy == "words" else
                    phrase_grammar(recs, p, facts, context) if strategy == "phrases" else None)
+        if grammar is None and strategy == "phrases":
+            return None
         messages = self.messages(facts, context)
         outcome.model_calls += 1
         count = getattr(self.backend, "count_tokens", None)

@@ -414,3 +414,32 @@ def test_every_line_the_phrase_grammar_allows_passes_the_review():
     assert '"pilot"' in g and '"romance"' in g
 
 
+
+
+def test_a_copied_stretch_is_never_shorter_than_the_minimum():
+    """'Toy Story 2 is a film about their own devices' was a line the grammar allowed: a stretch that says nothing."""
+    from chatrec.llm.explain import FRAMES, MIN_STRETCH
+    from chatrec.llm.grammar_audit import lines
+
+    rec = Recommendation(Item(id="7", title="Toy Story 2", year=1999, genres=("Comedy",),
+                              text="Toy Story 2 (1999). Andy heads off to Cowboy Camp, leaving his toys to their "
+                                   "own devices. Things shift into high gear when an obsessive toy collector "
+                                   "kidnaps Woody."),
+                         Breakdown(0.5, 0.5, 0.5, 0.0, 0.5))
+    g = phrase_grammar([rec], 0, pick_facts(rec, sentences=2), CTX)
+    frames = sorted((*FRAMES, "is a comedy film about"), key=len, reverse=True)
+    seen = 0
+    for line in lines(g, keyword_pairs=False):
+        rest = line.removeprefix("Toy Story 2 ").removesuffix(".")
+        frame = next(f for f in frames if rest.startswith(f + " "))
+        stretch = rest[len(frame) + 1:].split(", with ")[0]
+        assert len(stretch.split()) >= MIN_STRETCH, line
+        seen += 1
+    assert seen > 20
+    assert not any(line.endswith("about their own devices.") for line in lines(g, keyword_pairs=False))
+
+
+def test_a_pick_with_nothing_long_enough_to_copy_keeps_its_fact_line():
+    rec = Recommendation(Item(id="8", title="Short", year=2000, genres=("Drama",), text="Short (2000). Two men."),
+                         Breakdown(0.5, 0.5, 0.5, 0.0, 0.5))
+    assert phrase_grammar([rec], 0, pick_facts(rec), CTX) is None
