@@ -520,14 +520,19 @@ def tune(
                                        "collection (used by `eval redial`; paper defaults elsewhere).")] = False,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="With --save: the file to write (default: "
                                                      "$CHATREC_DATA_DIR/tuned_weights.json).")] = None,
+    signals: Annotated[Optional[list[str]], typer.Option("--signal", help="A seed signal whose share the fit "
+                                                         "searches too: seed_similarity, seed_genres or seed_people; "
+                                                         "repeat for more.")] = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Learn wS, wB, wC, the collaborative share and the MMR λ by K-fold cross-validation on ReDial.
 
     Every figure printed is held out: each fold is scored with weights fitted on the other folds and
     with everyone's behaviour (mention counts, co-mentions) built without it."""
-    from chatrec.eval.tuning import run_tuning
+    from chatrec.eval.tuning import SEED_KNOBS, run_tuning
 
+    if set(signals or ()) - set(SEED_KNOBS):
+        raise UserError(f"--signal must be one of {', '.join(SEED_KNOBS)}")
     settings = _settings("none", use_tuned=False)
     convs = [c for path in conversations for c in _conversations(path, limit)]
     if len(convs) < folds:
@@ -536,7 +541,7 @@ def tune(
     say = (lambda _: None) if json_ else (lambda line: err.print(line))
     command = "chatrec " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["tune"] else "chatrec tune"
     payload = run_tuning(setup, settings, convs, folds, ablation, (out_path or settings.tuned_file) if save else None,
-                         command, say)
+                         command, say, signals=tuple(signals or ()))
     if json_:
         _print_json(payload)
         return

@@ -15,6 +15,12 @@ How each component is normalised to [0, 1] (see also README "Ranking"):
   [0, 1] (:func:`engagement_prior`), blended, once there are seeds (liked items, earlier picks), with
   the collaborative score: ``B_global = (1 - collaborative) · prior + collaborative · collab``.
 * C (content): ``Σ w_t over liked tags the item carries / Σ w_t over all liked tags`` (:func:`tag_share`).
+* The conversation's seeds (liked items, and at their lower weight the items it has been about) may join S
+  and C, each with a share in [0, 1] (all 0 by default, as the paper): ``seed_similarity`` of S is the
+  item's highest cosine to a seed (min-max rescaled over the pool as S is); ``seed_genres`` of C is the
+  seed-weighted share of the seeds' genres the item carries; ``seed_people`` of C is the seed weight of the
+  seeds sharing a director or a listed cast member with the item, over all seed weight. Without seeds, S and
+  C are as above.
 * penalty: ``penalty_weight · Σ d_t over the disliked tags the item carries``, capped at 1, subtracted from
   the fused score: each dislike counts in full (d_t is 1 when said, then fades). Until 2026-12-06 it was a
   share, ``/ Σ d_t`` as C is; then one more dislike softened the others ("nothing too gory" adds gore and
@@ -57,16 +63,26 @@ class Weights:
     collaborative: float = 0.5
     user_share: float = 0.6
     user_scale: float = 5.0
+    seed_similarity: float = 0.0  # share of S that is the closest seed's cosine
+    seed_genres: float = 0.0  # share of C that is the seeds' genre share
+    seed_people: float = 0.0  # share of C that is the seeds' people overlap
 
     def __post_init__(self) -> None:
         for name in ("similarity", "behaviour", "content", "penalty", "user_scale"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"weight {name} must be a finite number >= 0, got {value!r}")
-        for name in ("mmr_lambda", "collaborative", "user_share"):
+        for name in ("mmr_lambda", "collaborative", "user_share", "seed_similarity", "seed_genres", "seed_people"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if self.seed_genres + self.seed_people > 1.0 + 1e-9:
+            raise ValueError("seed_genres + seed_people must be at most 1 (shares of C)")
+
+    @property
+    def uses_seeds(self) -> bool:
+        """Whether S or C take the conversation's seeds in (the seed signals need computing)."""
+        return self.seed_similarity > 0 or self.seed_genres > 0 or self.seed_people > 0
 
     def formula(self) -> str:
         """The formula with these weights, as the breakdowns show it: "0.5·S + 0.3·B + 0.2·C"."""
@@ -95,6 +111,16 @@ class Breakdown:
 
 
 @dataclass(frozen=True)
+class SeedSignals:
+    """Per candidate, what the conversation's seeds say (see the module docstring): the closest seed's
+    cosine, the seeds' genre share, the seeds' people overlap."""
+
+    similarity: np.ndarray
+    genres: np.ndarray
+    people: np.ndarray
+
+
+@dataclass(frozen=True)
 class Scores:
     """The fused score and its components for a whole candidate pool, as aligned arrays."""
 
@@ -119,13 +145,15 @@ def fuse(
     weights: Weights = Weights(),
     collab: np.ndarray | None = None,
     normalise: bool = True,
+    seeds: "SeedSignals | None" = None,
 ) -> Scores:
     """I = wS·S + wB·B + wC·C − penalty over a pool (definitions in the module docstring).
 
     ``cosines`` become S (min-max over the pool; ``normalise=False`` takes S, B and C as given, as the
     paper's worked example does); ``engagement`` is the prior per candidate; ``content``/``dislike`` the
     liked/disliked tag shares; ``event_totals`` the user's weighted events per candidate and
-    ``has_events`` whether the user touched it; ``collab`` the collaborative score (None: no seeds).
+    ``has_events`` whether the user touched it; ``collab`` the collaborative score (None: no seeds);
+    ``seeds`` the seed signals (None: no seeds, or not computed), mixed into S and C by their weights.
     """
     n = len(cosines)
     cosines = np.asarray(cosines, dtype=np.float64)
@@ -145,6 +173,13 @@ def fuse(
         b_global = (1.0 - beta) * b_global + beta * np.clip(np.asarray(collab, dtype=np.float64), 0.0, 1.0)
     b = share * b_user + (1.0 - share) * b_global
     c = np.asarray(content, dtype=np.float64)
+    if seeds is not None:
+        if weights.seed_similarity > 0:
+            near = rescale_similarity(seeds.similarity) if normalise else np.asarray(seeds.similarity, np.float64)
+            sims = (1.0 - weights.seed_similarity) * sims + weights.seed_similarity * near
+        if weights.seed_genres > 0 or weights.seed_people > 0:
+            c = ((1.0 - weights.seed_genres - weights.seed_people) * c + weights.seed_genres * seeds.genres
+                 + weights.seed_people * seeds.people)
     penalty = np.minimum(weights.penalty * np.asarray(dislike, dtype=np.float64), 1.0)
     score = weights.similarity * sims + weights.behaviour * b + weights.content * c - penalty
     return Scores(sims, b, c, penalty, score)

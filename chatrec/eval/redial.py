@@ -33,7 +33,7 @@ from chatrec.eval.movielens import ndcg, rank_of
 from chatrec.reading.titles import normalise_title
 
 MENTION = re.compile(r"@(\d+)")
-#: the co-mentions of the 600 ReDial training conversations we have (chatrec/builders/redial.py)
+#: the co-mentions of the 1,401 ReDial training conversations we have (chatrec/builders/redial.py)
 BUNDLED_CO_MENTIONS = Path(__file__).resolve().parent.parent.parent / "data" / "redial" / "co_mentions.csv.gz"
 NAME = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
 KS = (1, 10, 50)
@@ -195,6 +195,7 @@ def join_catalogue(movies, enriched: Iterable[Item]) -> tuple[list[Item], dict]:
                 id=movie_id, title=title, year=year or hit.year, text=hit.text, tags=hit.tags, genres=hit.genres,
                 keywords=hit.keywords, n_ratings=hit.n_ratings, mean_rating=hit.mean_rating,
                 recent_ratings=hit.recent_ratings, popularity=float(mentions), aka=hit.aka,
+                directors=hit.directors, cast=hit.cast, runtime=hit.runtime,  # people and length: hard wishes
                 extra={"source_id": hit.id},  # the enriched item: its MovieLens likes become ReDial likes
             ))
         else:

@@ -32,6 +32,10 @@ from chatrec.eval.redial import (
 GRID_STEP = 0.1
 COLLAB_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 MMR_GRID = (1.0, 0.95, 0.9, 0.8)
+#: the seed signals' shares searched when a variant asks for them (``scoring.Weights``: share of S or of C)
+SEED_GRID = (0.0, 0.25, 0.5, 0.75)
+SEED_GRID_JOINT = (0.0, 0.25, 0.5)  # when more than one knob is searched (the grid multiplies)
+SEED_KNOBS = ("seed_similarity", "seed_genres", "seed_people")
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Fold:
     prepared: list[Prepared]
     n_cases: int
     ranking_seconds: float  # retrieve + features + one fused ranking, summed over the cases
+    seed_seconds: float = 0.0  # computing the seed signals (when prepared with them), summed over the cases
 
 
 @dataclass
@@ -58,6 +63,8 @@ class Variant:
     co_mention_weight: float = 1.0
     context_seed: float | None = None  # the recommender's earlier picks as seeds (None: the setting)
     constraints: bool = True  # the seeker's hard wishes filter the candidates, as in the chat
+    seed_signals: bool = False  # compute the seed signals (closest seed, seeds' genres and people) too
+    knobs: tuple[str, ...] = ()  # seed-signal shares searched by the fit (SEED_KNOBS), each over SEED_GRID
 
 
 @dataclass
@@ -66,6 +73,7 @@ class CVResult:
     per_fold: list[dict] = field(default_factory=list)
     pooled: dict = field(default_factory=dict)
     ms_per_case: float = 0.0
+    seed_ms_per_case: float = 0.0
 
     def summary(self) -> dict:
         out = {"variant": self.variant, **{k: self.pooled[k] for k in ("n_pairs", "recall@1", "recall@10", "recall@50",
@@ -73,6 +81,8 @@ class CVResult:
         for k in ("recall@1", "recall@10", "recall@50"):
             out[f"{k}_sd"] = round(float(np.std([f["held_out"][k] for f in self.per_fold])), 4)
         out["ms_per_case"] = round(self.ms_per_case, 2)
+        if self.seed_ms_per_case:
+            out["seed_ms_per_case"] = round(self.seed_ms_per_case, 2)
         out["per_fold"] = self.per_fold
         return out
 
@@ -89,7 +99,21 @@ def simplex(step: float = GRID_STEP) -> list[tuple[float, float, float]]:
 
 def weights_of(point: dict, base: rank.Weights) -> rank.Weights:
     return replace(base, similarity=point["w_similarity"], behaviour=point["w_behaviour"],
-                   content=point["w_content"], collaborative=point["collaborative"], mmr_lambda=point["mmr_lambda"])
+                   content=point["w_content"], collaborative=point["collaborative"], mmr_lambda=point["mmr_lambda"],
+                   **{k: point.get(k, 0.0) for k in SEED_KNOBS})
+
+
+def grid(knobs: Sequence[str] = ()) -> list[dict]:
+    """The points the fit searches at λ = 1: the simplex × the collaborative share × each knob's shares
+    (seed_genres + seed_people at most 1: both are shares of C)."""
+    points = []
+    shares_grid = SEED_GRID if len(knobs) <= 1 else SEED_GRID_JOINT
+    for (ws, wb, wc), beta, *shares in itertools.product(simplex(), COLLAB_GRID, *[shares_grid] * len(knobs)):
+        point = {"w_similarity": ws, "w_behaviour": wb, "w_content": wc, "collaborative": beta, "mmr_lambda": 1.0,
+                 **dict(zip(knobs, shares))}
+        if point.get("seed_genres", 0.0) + point.get("seed_people", 0.0) <= 1.0:
+            points.append(point)
+    return points
 
 
 def score(prepared: Sequence[Prepared], weights: rank.Weights) -> list[int | None]:
@@ -110,17 +134,26 @@ def ranks_without_mmr(prepared: Sequence[Prepared], points: Sequence[dict], base
     :func:`score` with ``mmr_lambda=1`` (checked in the tests), except the order of equal scores inside
     the shown list, which the product sorts by id."""
     top = max(KS)
-    coef = np.array([[p["w_similarity"], p["w_behaviour"] * (1 - p["collaborative"]),
-                      p["w_behaviour"] * p["collaborative"], p["w_content"]] for p in points]).T
+    coef = np.array([[p["w_similarity"] * (1 - p.get("seed_similarity", 0.0)),
+                      p["w_similarity"] * p.get("seed_similarity", 0.0),
+                      p["w_behaviour"] * (1 - p["collaborative"]), p["w_behaviour"] * p["collaborative"],
+                      p["w_content"] * (1 - p.get("seed_genres", 0.0) - p.get("seed_people", 0.0)),
+                      p["w_content"] * p.get("seed_genres", 0.0), p["w_content"] * p.get("seed_people", 0.0)]
+                     for p in points]).T
     rows = []
     for p in prepared:
         f = p.features
         if f.event_totals is not None:
             raise ValueError("the fast path assumes no user events (ReDial cases have none)")
-        parts = f.scores(replace(base, similarity=1.0, behaviour=1.0, content=1.0, collaborative=0.0))
+        parts = f.scores(replace(base, similarity=1.0, behaviour=1.0, content=1.0, collaborative=0.0,
+                                 **{k: 0.0 for k in SEED_KNOBS}))
         prior = np.clip(f.pool.engagement, 0.0, 1.0)
         collab = prior if f.collab is None else np.clip(f.collab, 0.0, 1.0)
-        comp = np.column_stack([parts.similarity, prior, collab, parts.content])
+        sd = f.seeds  # without seeds (or not computed), S and C stay as they are, as in scoring.fuse
+        near = parts.similarity if sd is None else rank.rescale_similarity(sd.similarity)
+        genres = parts.content if sd is None else sd.genres
+        people = parts.content if sd is None else sd.people
+        comp = np.column_stack([parts.similarity, near, prior, collab, parts.content, genres, people])
         scores = comp @ coef - parts.penalty[:, None]
         if f.met is not None:  # the product shows items meeting every hard constraint first
             scores = scores + 1000.0 * f.met[:, None]
@@ -196,7 +229,7 @@ class Tuner:
                                constraints=variant.constraints)
         for g in range(self.k):
             self.use_fold_behaviour(g, variant)
-            prepared, ranking = [], 0.0
+            prepared, ranking, seeding = [], 0.0, 0.0
             for fold, case in self.cases:
                 if fold != g:
                     continue
@@ -210,19 +243,24 @@ class Tuner:
                 features = self.rec.features(query, cands)
                 features.choose(self.rec.weights, 10)
                 ranking += time.perf_counter() - t1
+                if variant.seed_signals:  # timed apart: the cost a product using them would add
+                    t2 = time.perf_counter()
+                    features = replace(features, seeds=self.rec.ranker.seed_features(query, features.pool))
+                    seeding += time.perf_counter() - t2
                 prepared.append(Prepared(features, case.targets))
-            out.append(Fold(prepared, len(prepared), ranking))
+            out.append(Fold(prepared, len(prepared), ranking, seeding))
             self.progress(f"{variant.name}: fold {g + 1}/{self.k} prepared ({len(prepared)} cases)")
         return out
 
     # -- search ---------------------------------------------------------------------------------
-    def fit(self, folds: Sequence[Fold], base: rank.Weights, fixed: dict | None = None) -> dict:
-        """The grid point (weights and collaborative share, then λ) with the best objective on ``folds``."""
+    def fit(self, folds: Sequence[Fold], base: rank.Weights, fixed: dict | None = None,
+            knobs: Sequence[str] = ()) -> dict:
+        """The grid point (weights, collaborative share and the ``knobs``' shares, then λ) with the best
+        objective on ``folds``."""
         if fixed is not None:
             return dict(fixed)
         prepared = [p for f in folds for p in f.prepared]
-        points = [{"w_similarity": ws, "w_behaviour": wb, "w_content": wc, "collaborative": beta, "mmr_lambda": 1.0}
-                  for (ws, wb, wc), beta in itertools.product(simplex(), COLLAB_GRID)]
+        points = grid(knobs)
         values = [objective(list(r)) for r in ranks_without_mmr(prepared, points, base).T]
         best_point, best = points[int(np.argmax(values))], max(values)
         for lam in MMR_GRID[1:]:  # MMR needs the greedy pick: scored the slow way, around the chosen weights
@@ -233,15 +271,18 @@ class Tuner:
         return best_point
 
     def cross_validate(self, variant: Variant, base: rank.Weights, fixed: dict | None = None,
-                       folds: list[Fold] | None = None) -> CVResult:
+                       folds: list[Fold] | None = None, knobs: Sequence[str] | None = None) -> CVResult:
         """Held-out figures per fold: weights fitted on the other folds (or ``fixed``), scored on this one."""
         folds = folds if folds is not None else self.prepare(variant)
         result = CVResult(variant.name)
         pooled: list[int | None] = []
         n_cases = sum(f.n_cases for f in folds)
         result.ms_per_case = 1000 * sum(f.ranking_seconds for f in folds) / max(n_cases, 1)
+        knobs = variant.knobs if knobs is None else knobs
+        if knobs:
+            result.seed_ms_per_case = 1000 * sum(f.seed_seconds for f in folds) / max(n_cases, 1)
         for f in range(self.k):
-            point = self.fit([folds[g] for g in range(self.k) if g != f], base, fixed)
+            point = self.fit([folds[g] for g in range(self.k) if g != f], base, fixed, knobs)
             ranks = score(folds[f].prepared, weights_of(point, base))
             pooled += ranks
             result.per_fold.append({"fold": f, "weights": point, "held_out": metrics(ranks)})
@@ -255,10 +296,19 @@ def paper_point(base: rank.Weights) -> dict:
             "collaborative": base.collaborative, "mmr_lambda": base.mmr_lambda}
 
 
+SIGNAL_ROWS = (("+ the closest seed's similarity in S", ("seed_similarity",)),
+               ("+ the seeds' genres in C", ("seed_genres",)),
+               ("+ the seeds' people (director, listed cast) in C", ("seed_people",)),
+               ("+ all three seed signals", SEED_KNOBS))
+
+
 def run_tuning(setup, settings, conversations: list[dict], folds: int, ablation: bool, save_to=None,
-               command: str = "chatrec tune", progress: Callable[[str], None] = lambda _: None) -> dict:
+               command: str = "chatrec tune", progress: Callable[[str], None] = lambda _: None,
+               signals: Sequence[str] = ()) -> dict:
     """`chatrec tune`: cross-validated figures for the product (tuned and paper weights), the ablation rows
-    with ``ablation``, and with ``save_to`` the weights fitted on all folds, saved for the ReDial collection."""
+    with ``ablation`` (the behaviour changes, then each seed signal on top of the product), and with
+    ``save_to`` the weights fitted on all folds, saved for the ReDial collection. ``signals``: seed-signal
+    shares (``SEED_KNOBS``) the product's own fit searches too."""
     from datetime import datetime, timezone
 
     from chatrec.settings import save_tuned
@@ -266,7 +316,13 @@ def run_tuning(setup, settings, conversations: list[dict], folds: int, ablation:
     t0 = time.perf_counter()
     base = settings.weights()
     tuner = Tuner.for_setup(setup, settings, conversations, folds, progress)
-    full = Variant("tuned: mention prior + MovieLens + co-mentions + earlier picks as context")
+    unknown = set(signals) - set(SEED_KNOBS)
+    if unknown:
+        raise ValueError(f"unknown seed signal(s) {sorted(unknown)}; known: {', '.join(SEED_KNOBS)}")
+    signals = tuple(k for k in SEED_KNOBS if k in signals)
+    full = Variant("tuned: mention prior + MovieLens + co-mentions + earlier picks as context"
+                   + "".join(f" + {k.replace('_', ' ')}" for k in signals), seed_signals=bool(ablation or signals),
+                   knobs=signals)
     prepared = tuner.prepare(full)
     rows = []
     if ablation:
@@ -284,16 +340,18 @@ def run_tuning(setup, settings, conversations: list[dict], folds: int, ablation:
             rows.append(tuner.cross_validate(variant, base, fixed=paper_point(base), folds=folds_v).summary()
                         | {"variant": variant.name.replace("tuned: ", "") + " (paper weights)"})
             if variant is not full:
-                rows.append(tuner.cross_validate(variant, base, folds=folds_v).summary()
+                rows.append(tuner.cross_validate(variant, base, folds=folds_v, knobs=()).summary()
                             | {"variant": variant.name + " (tuned weights)"})
     tuned = tuner.cross_validate(full, base, folds=prepared).summary()
     paper = tuner.cross_validate(full, base, fixed=paper_point(base), folds=prepared).summary()
     payload = {"conversations": len(conversations), "cases": sum(f.n_cases for f in prepared), "folds": folds,
                "catalogue_match": setup.match, "tuned": tuned, "paper_defaults": paper}
     if rows:
-        payload["ablation"] = rows + [tuned]
+        signal_rows = [tuner.cross_validate(replace(full, name=name, knobs=knobs), base, folds=prepared).summary()
+                       for name, knobs in SIGNAL_ROWS if knobs != signals]
+        payload["ablation"] = rows + [tuned] + signal_rows
     if save_to is not None:
-        point = tuner.fit(prepared, base)
+        point = tuner.fit(prepared, base, knobs=full.knobs)
         collection = setup.app.collection
         save_tuned(save_to, collection, {
             "weights": point, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command,

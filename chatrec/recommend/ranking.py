@@ -74,10 +74,11 @@ class Features:
     keep: np.ndarray | None
     met: np.ndarray | None = None  # how many hard constraints each member meets (None: there are none)
     n_constraints: int = 0
+    seeds: scoring.SeedSignals | None = None  # the seed signals, when asked for and there are seeds
 
     def scores(self, weights: scoring.Weights) -> scoring.Scores:
         return scoring.fuse(self.cosines, self.pool.engagement, self.content, self.dislike, self.event_totals,
-                            self.has_events, weights, self.collab)
+                            self.has_events, weights, self.collab, seeds=self.seeds)
 
     def choose(self, weights: scoring.Weights, k: int, filter_disliked: bool = False
                ) -> tuple[list[int], scoring.Scores, set[int]]:
@@ -114,6 +115,27 @@ class Ranker:
         self.catalogue = catalogue
         self.behaviour = behaviour
         self.weights = weights
+        #: compute the seed signals even when the weights give them no share (tuning re-fuses with shares)
+        self.seed_signals = False
+
+    def seed_features(self, query: Query, pool: Pool) -> scoring.SeedSignals | None:
+        """What the query's seeds (liked items, then the items the conversation has been about, as the
+        collaborative part takes them) say about each pool member; None without seeds in the catalogue."""
+        cat = self.catalogue
+        weights = {i: w for i, w in query.context_items.items() if w > 0}
+        weights.update({i: w for i, w in query.liked_items.items() if w > 0})
+        seeds = [(cat.index_of[i], w) for i, w in weights.items() if i in cat.index_of]
+        if not seeds or not len(pool):
+            return None
+        rows, w = [r for r, _ in seeds], np.array([w for _, w in seeds], dtype=np.float64)
+        similarity = (pool.vectors @ np.asarray(cat.vectors[rows], dtype=np.float32).T).max(axis=1)
+        mass = np.asarray(cat.genres[rows].T @ w).ravel()
+        genres = (np.asarray(cat.genres[pool.rows] @ (mass / mass.sum())).ravel() if mass.sum() > 0
+                  else np.zeros(len(pool)))
+        seed_people = (cat.directed[rows] + cat.acted[rows]).T.tocsr()
+        shared = (cat.directed[pool.rows] + cat.acted[pool.rows]) @ seed_people  # pool × seeds
+        people = np.asarray((shared > 0).astype(np.float64) @ w).ravel() / w.sum()
+        return scoring.SeedSignals(similarity.astype(np.float64), genres, people)
 
     def pool(self, rows: Sequence[int]) -> Pool:
         """The arrays ranking needs for a candidate pool, gathered once (re-ranks reuse them)."""
@@ -149,6 +171,7 @@ class Ranker:
             dislike=scoring.tag_weight_sum(pool.tags, cat.tag_weights(query.disliked_tags)),
             event_totals=totals, has_events=touched, collab=None if collab is None else collab[pool.rows],
             keep=pool.mask(query.exclude_ids) if query.exclude_ids else None, met=met, n_constraints=len(masks),
+            seeds=self.seed_features(query, pool) if self.seed_signals or self.weights.uses_seeds else None,
         )
 
     def rank(self, query: Query, features: Features, k: int, filter_disliked: bool = False,
