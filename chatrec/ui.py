@@ -146,7 +146,8 @@ def build(engine: ChatEngine):
         sid = valid_sid(sid)
         session = sessions.get(sid)
         name = "" if sid.startswith("browser:") else sid
-        return [sid, history_messages(session), name, *updates(session)]
+        ready = gr.update(interactive=True)
+        return [sid, history_messages(session), name, *updates(session), ready, ready]
 
     def on_send(message, chat, sid):
         sid = valid_sid(sid)
@@ -231,9 +232,12 @@ def build(engine: ChatEngine):
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(elem_id="chat", height=460, label="Chat")
                 with gr.Row():
+                    # disabled until the page has its session id (on_load): a message typed before that went
+                    # to a throwaway session, and the next one started from an empty profile
                     box = gr.Textbox(placeholder='e.g. "something funny, no romance" or "more like Alien"',
-                                     show_label=False, scale=5, elem_id="message", autofocus=True)
-                    send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                                     show_label=False, scale=5, elem_id="message", autofocus=True,
+                                     interactive=False)
+                    send = gr.Button("Send", variant="primary", scale=1, elem_id="send", interactive=False)
             with gr.Column(scale=2):
                 gr.Markdown("### Picks")
                 cards, buttons = [], []
@@ -263,7 +267,7 @@ def build(engine: ChatEngine):
 
         # Explicit api_names give scripted clients (gradio_client, or the HTTP API as in
         # tests/test_concurrency.py) stable endpoints: /load, /send, /like_N, ... not /handler_17.
-        demo.load(on_load, [sid_state], [sid_state, chatbot, name_box, *card_outputs, *profile_outputs],
+        demo.load(on_load, [sid_state], [sid_state, chatbot, name_box, *card_outputs, *profile_outputs, box, send],
                   api_name="load")
         for trigger, api_name in ((box.submit, "submit"), (send.click, "send")):
             trigger(on_send, [box, chatbot, sid_state], [chatbot, box, *card_outputs, *profile_outputs],

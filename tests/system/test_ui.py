@@ -102,6 +102,49 @@ def test_chat_dislike_and_reload(ui_server, browser, tmp_path):
     page.close()
 
 
+def test_a_message_typed_as_soon_as_the_page_shows_belongs_to_the_session(ui_server, browser):
+    """The first message, typed the moment the box appeared, went to a throwaway session when the page had not
+    yet got its id: the refinement after it ("nothing before 1995") then started from an empty profile."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    url, data = ui_server
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    held = []  # the page's first queued event, its load, is held back: a slow server, made certain
+
+    def hold_the_load(route):
+        if not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/queue/join*", hold_the_load)
+    page.goto(url)
+    page.wait_for_selector("#message textarea", state="attached", timeout=60_000)
+    try:  # typed at once: the box must not take it before the page has its session
+        page.fill("#message textarea", "a funny movie with Tom Hanks from the 90s", timeout=3_000)
+        page.press("#message textarea", "Enter")
+        typed_early = True
+    except PlaywrightTimeout:
+        typed_early = False
+    assert held, "the page sent no load event"
+    held[0].continue_()
+    if not typed_early:
+        page.fill("#message textarea", "a funny movie with Tom Hanks from the 90s", timeout=60_000)
+        page.press("#message textarea", "Enter")
+    page.wait_for_selector("#card-1 .card-title", timeout=60_000)
+    page.fill("#message textarea", "nothing before 1995")
+    page.press("#message textarea", "Enter")
+    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('1995 or later')", timeout=60_000)
+    chat = page.locator("#chat").inner_text()
+    assert "comedy · with Tom Hanks · 1995 or later" in chat, chat
+    with sqlite3.connect(data / "state.sqlite3") as db:
+        (sid,) = db.execute("select user_id from messages where content = 'nothing before 1995'").fetchone()
+        said = [r[0] for r in db.execute("select content from messages where user_id = ? and role = 'user' "
+                                         "order by rowid", (sid,))]
+    assert said == ["a funny movie with Tom Hanks from the 90s", "nothing before 1995"], (sid, said)
+    page.close()
+
+
 @pytest.fixture(scope="module")
 def ui_server_local(default_data_dir, tmp_path_factory):
     data = private_data_dir(default_data_dir, tmp_path_factory.mktemp("ui-local") / "data")
