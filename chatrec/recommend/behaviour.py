@@ -61,20 +61,24 @@ class InteractionLog:
         return int(self.by_item.nnz)
 
     @cached_property
-    def _inv_sqrt_degree(self) -> np.ndarray:
-        return 1.0 / np.sqrt(np.maximum(self.degree, 1.0))
+    def _active(self) -> tuple[np.ndarray, csr_matrix, np.ndarray]:
+        """The rows anyone liked, their part of the matrix and 1/√degree: a catalogue of a million items with
+        likes on ten thousand of them is scored over those ten thousand only."""
+        rows = np.flatnonzero(self.degree > 0)
+        return rows, self.by_item[rows], 1.0 / np.sqrt(self.degree[rows])
 
     def scores(self, liked: Mapping[int, float]) -> np.ndarray | None:
         """Item-kNN scores for every catalogue row, scaled to a maximum of 1; None when no liked item
         has any co-liked item in this log."""
-        coef = np.zeros(self.by_item.shape[0])
-        for row, w in liked.items():
-            if w > 0 and self.degree[row] > 0:
-                coef[row] = w / math.sqrt(self.degree[row])
-        if not coef.any():
+        seeds = [(row, w) for row, w in liked.items() if w > 0 and self.degree[row] > 0]
+        if not seeds:
             return None
-        users = self.by_item.T @ coef  # how strongly each user shares the liked items
-        out = (self.by_item @ users) * self._inv_sqrt_degree
+        rows = [row for row, _ in seeds]
+        coef = np.array([w / math.sqrt(self.degree[row]) for row, w in seeds])
+        users = self.by_item[rows].T @ coef  # how strongly each user shares the liked items
+        active, matrix, scale = self._active
+        out = np.zeros(self.by_item.shape[0])
+        out[active] = (matrix @ users) * scale
         out[[r for r, w in liked.items() if w > 0]] = 0.0  # an item is not its own neighbour
         top = float(out.max())
         return out / top if top > 0 else None
