@@ -70,6 +70,15 @@ class InteractionLog:
     def scores(self, liked: Mapping[int, float]) -> np.ndarray | None:
         """Item-kNN scores for every catalogue row, scaled to a maximum of 1; None when no liked item
         has any co-liked item in this log."""
+        part = self.active_scores(liked)
+        if part is None:
+            return None
+        out = np.zeros(self.by_item.shape[0])
+        out[part[0]] = part[1]
+        return out
+
+    def active_scores(self, liked: Mapping[int, float]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The scores of :meth:`scores` on the rows anyone liked (the others are 0): (rows, scores)."""
         seeds = [(row, w) for row, w in liked.items() if w > 0 and self.degree[row] > 0]
         if not seeds:
             return None
@@ -77,11 +86,10 @@ class InteractionLog:
         coef = np.array([w / math.sqrt(self.degree[row]) for row, w in seeds])
         users = self.by_item[rows].T @ coef  # how strongly each user shares the liked items
         active, matrix, scale = self._active
-        out = np.zeros(self.by_item.shape[0])
-        out[active] = (matrix @ users) * scale
-        out[[r for r, w in liked.items() if w > 0]] = 0.0  # an item is not its own neighbour
-        top = float(out.max())
-        return out / top if top > 0 else None
+        values = (matrix @ users) * scale
+        values[np.isin(active, [r for r, w in liked.items() if w > 0])] = 0.0  # an item is not its own neighbour
+        top = float(values.max()) if len(values) else 0.0
+        return (active, values / top) if top > 0 else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,16 +100,16 @@ class Behaviour:
 
     def collaborative(self, liked: Mapping[int, float]) -> np.ndarray | None:
         """The weighted mean of the logs' scores (logs with nothing to say leave the mean), or None."""
-        total, weight = None, 0.0
-        for log, w in self.logs:
-            if w <= 0:
-                continue
-            s = log.scores(liked)
-            if s is None:
-                continue
-            total = s * w if total is None else total + s * w
-            weight += w
-        return None if total is None else total / weight
+        # blended on the rows anyone liked: whole-catalogue arrays cost 40 ms a like at a million items
+        parts = [(log, part, w) for log, w in self.logs if w > 0
+                 for part in [log.active_scores(liked)] if part is not None]
+        if not parts:
+            return None
+        weight = sum(w for _, _, w in parts)
+        total = np.zeros(parts[0][0].by_item.shape[0])  # untouched pages of it are never written
+        for _, (rows, values), w in parts:
+            total[rows] += values * (w / weight)
+        return total
 
     def describe(self) -> dict:
         return {log.name: {"likes": log.n_likes, "weight": w} for log, w in self.logs}
