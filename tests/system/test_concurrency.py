@@ -152,7 +152,7 @@ class Session:
             for other in range(SESSIONS):
                 if other != self.n and f"note s{other:02d}x" in text:
                     self.problems.append(f"reload: session {other}'s message in history: {text!r}")
-        self.check_profile(out[-2], "reload")
+        self.check_profile(out[-4], "reload")  # load ends with: profile, take-back choices, message box, Send
 
 
 @pytest.mark.timeout(420, func_only=True)
