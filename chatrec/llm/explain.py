@@ -457,7 +457,6 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
         return not (word.strip(",;:") in other_titles and word.strip(",;:") not in own_title)
 
     rules: list[str] = []
-    pending: list[str] = []
     starts: list[str] = []
     for sentence in facts.about:
         hard_cut = sentence.endswith(_MID_CLAUSE)
@@ -489,20 +488,16 @@ def phrase_grammar(recs: Sequence, pick: int, facts: PickFacts, context: Explain
                 else:
                     follow = f'" " s{base + i + 1}'
                     rules.append(f"{name} ::= {_gbnf(word)} ({follow})?" if end else f"{name} ::= {_gbnf(word)} {follow}")
-            starts_here = [i for i, (_, start, _) in enumerate(segment) if start]
-            for i in starts_here:
+            for i in range(len(segment) - MIN_STRETCH + 1):
+                if not segment[i][1]:
+                    continue
                 # a stretch of fewer than MIN_STRETCH words says nothing ("is about the scene", "their own
                 # devices"): the first words of a start are written out again as one required chain
-                if i + MIN_STRETCH > len(segment):
-                    continue
-                chain = [f"s{base + i + MIN_STRETCH - 1}"]
+                head = f"s{base + i + MIN_STRETCH - 1}"
                 for j in range(i + MIN_STRETCH - 2, i - 1, -1):
-                    name = f"s{len(rules) + len(pending)}"
-                    pending.append(f"{name} ::= {_gbnf(segment[j][0])} \" \" {chain[-1]}")
-                    chain.append(name)
-                starts.append(chain[-1])
-            rules.extend(pending)
-            pending.clear()
+                    rules.append(f"s{len(rules)} ::= {_gbnf(segment[j][0])} \" \" {head}")
+                    head = f"s{len(rules) - 1}"
+                starts.append(head)
             segment = []
     keywords = list(dict.fromkeys(k for k in facts.keywords if allowed(k) and all(allowed(w) for w in k.split())))
     frames = list(FRAMES) + [f"is {'an' if g[:1].lower() in 'aeiou' else 'a'} "

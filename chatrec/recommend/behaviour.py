@@ -87,7 +87,7 @@ class InteractionLog:
         users = self.by_item[rows].T @ coef  # how strongly each user shares the liked items
         active, matrix, scale = self._active
         values = (matrix @ users) * scale
-        values[np.isin(active, [r for r, w in liked.items() if w > 0])] = 0.0  # an item is not its own neighbour
+        values[np.isin(active, rows)] = 0.0  # an item is not its own neighbour (a liked row outside active is 0)
         top = float(values.max()) if len(values) else 0.0
         return (active, values / top) if top > 0 else None
 
@@ -101,13 +101,13 @@ class Behaviour:
     def collaborative(self, liked: Mapping[int, float]) -> np.ndarray | None:
         """The weighted mean of the logs' scores (logs with nothing to say leave the mean), or None."""
         # blended on the rows anyone liked: whole-catalogue arrays cost 40 ms a like at a million items
-        parts = [(log, part, w) for log, w in self.logs if w > 0
+        parts = [(part, w) for log, w in self.logs if w > 0
                  for part in [log.active_scores(liked)] if part is not None]
         if not parts:
             return None
-        weight = sum(w for _, _, w in parts)
-        total = np.zeros(parts[0][0].by_item.shape[0])  # untouched pages of it are never written
-        for _, (rows, values), w in parts:
+        weight = sum(w for _, w in parts)
+        total = np.zeros(self.logs[0][0].by_item.shape[0])  # untouched pages of it are never written
+        for (rows, values), w in parts:
             total[rows] += values * (w / weight)
         return total
 
